@@ -1,0 +1,47 @@
+"""Settings shared by every service (pydantic-settings, environment prefix ``SONALYZE_``)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LogFormat(StrEnum):
+    """How log records are written: readable lines locally, JSON lines in Kubernetes."""
+
+    console = "console"
+    json = "json"
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has.
+
+    Each service subclasses this with its own fields. Instances are built by the service's
+    entry point (``python -m sonalyze_<service>``) or by tests, never at import time.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SONALYZE_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface the HTTP server binds to.")
+    port: int = Field(8080, ge=1, le=65535, description="Port the HTTP server listens on.")
+    log_level: str = Field("info", description="Python logging level name.")
+    log_format: LogFormat = Field(LogFormat.console, description="console or json.")
+    internal_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Shared secret that internal HTTP calls carry as a bearer token. When set, a "
+            "service refuses internal API calls without it (health and metrics stay open)."
+        ),
+    )
+    shutdown_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds in-flight requests get to finish on SIGTERM."
+    )
+
+
+class StorageClientSettings(ServiceSettings):
+    """Settings of a service that reaches storage over HTTP."""
+
+    storage_url: str = Field("http://127.0.0.1:8084", description="Base URL of storage.")
+    storage_timeout_s: float = Field(10.0, gt=0, description="Timeout of one storage call.")

@@ -1,0 +1,1 @@
+"""Sonalyze gateway: The only public entry: the phones' WebSocket and a small HTTP surface."""

@@ -1,0 +1,16 @@
+"""``python -m sonalyze_gateway``: run the service (settings from SONALYZE_* variables)."""
+
+from __future__ import annotations
+
+from sonalyze.service import serve
+
+from sonalyze_gateway.app import create_app
+from sonalyze_gateway.settings import GatewaySettings
+
+
+def main() -> None:
+    serve("gateway", create_app, GatewaySettings())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Sonalyze lobby: Lobbies, participants, roles and the measurement workflow."""

@@ -1,0 +1,12 @@
+"""Lobby settings (environment prefix ``SONALYZE_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from sonalyze.settings import StorageClientSettings
+
+
+class LobbySettings(StorageClientSettings):
+    """Settings of the lobby service."""
+
+    port: int = Field(8081, ge=1, le=65535)

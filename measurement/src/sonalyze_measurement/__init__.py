@@ -1,0 +1,1 @@
+"""Sonalyze measurement: Sweep design, recording upload, validation and analysis."""

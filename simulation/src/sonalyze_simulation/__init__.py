@@ -1,0 +1,1 @@
+"""Sonalyze simulation: simulation requests and their jobs (Kubernetes Jobs or subprocesses)."""

@@ -1,0 +1,1 @@
+"""Sonalyze storage: the only owner of Postgres (tables, migrations, blobs, the event log)."""

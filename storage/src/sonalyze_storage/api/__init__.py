@@ -1,0 +1,1 @@
+"""Storage's HTTP API, one router per resource."""

@@ -1,0 +1,103 @@
+"""Blobs over HTTP: create, write chunks, complete, read."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, HTTPException, Path, Request, status
+from fastapi.responses import StreamingResponse
+from sonalyze.storage_api import BlobComplete, BlobCreate, BlobRead, ChunkWritten
+
+from sonalyze_storage.blobs import BlobError, BlobStore
+
+router = APIRouter(prefix="/blobs", tags=["blobs"])
+
+_STATUS = {
+    "bad_request": status.HTTP_400_BAD_REQUEST,
+    "not_found": status.HTTP_404_NOT_FOUND,
+    "conflict": status.HTTP_409_CONFLICT,
+    "too_large": status.HTTP_413_CONTENT_TOO_LARGE,
+}
+
+
+def _store(request: Request) -> BlobStore:
+    store: BlobStore = request.app.state.blobs
+    return store
+
+
+def _http(error: BlobError) -> HTTPException:
+    return HTTPException(_STATUS[error.kind], str(error))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=BlobRead)
+async def create_blob(body: BlobCreate, request: Request) -> BlobRead:
+    return BlobRead.model_validate(await _store(request).create(body.content_type))
+
+
+@router.get("/{blob_id}", response_model=BlobRead)
+async def get_blob(blob_id: UUID, request: Request) -> BlobRead:
+    try:
+        return BlobRead.model_validate(await _store(request).get(blob_id))
+    except BlobError as error:
+        raise _http(error) from None
+
+
+@router.put(
+    "/{blob_id}/chunks/{index}",
+    response_model=ChunkWritten,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def put_chunk(
+    blob_id: UUID,
+    index: Annotated[int, Path(ge=0, le=1_000_000)],
+    request: Request,
+    x_content_crc32: Annotated[
+        int | None, Header(ge=0, le=0xFFFFFFFF, description="CRC32 of the body (decimal).")
+    ] = None,
+) -> ChunkWritten:
+    """Write chunk ``index`` (the raw body). The same bytes again are acknowledged with
+    ``created: false``; other bytes for a written index are refused with 409."""
+    try:
+        return await _store(request).put_chunk(
+            blob_id, index, await request.body(), x_content_crc32
+        )
+    except BlobError as error:
+        raise _http(error) from None
+
+
+@router.post("/{blob_id}/complete", response_model=BlobRead)
+async def complete_blob(blob_id: UUID, body: BlobComplete, request: Request) -> BlobRead:
+    """Seal the blob once chunks 0..chunk_count-1 are all there (idempotent)."""
+    try:
+        return BlobRead.model_validate(await _store(request).complete(blob_id, body.chunk_count))
+    except BlobError as error:
+        raise _http(error) from None
+
+
+@router.get(
+    "/{blob_id}/content",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def read_blob(blob_id: UUID, request: Request) -> StreamingResponse:
+    """The whole content of a complete blob; 409 while it is still being written."""
+    store = _store(request)
+    try:
+        blob = await store.get(blob_id)
+        if blob.state != "complete":
+            raise BlobError("conflict", f"blob {blob_id} is still being written")
+    except BlobError as error:
+        raise _http(error) from None
+    return StreamingResponse(
+        store.read(blob),
+        media_type=blob.content_type,
+        headers={"Content-Length": str(blob.size_bytes), "ETag": f'"{blob.sha256}"'},
+    )

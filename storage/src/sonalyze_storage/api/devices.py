@@ -1,0 +1,31 @@
+"""Devices: the identities that phones hold."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, status
+from sonalyze.storage_api import DeviceRead
+
+from sonalyze_storage.db import SessionDep
+from sonalyze_storage.tables import Device
+from sonalyze_storage.versioning import not_found
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DeviceRead)
+async def create_device(session: SessionDep) -> Device:
+    device = Device()
+    session.add(device)
+    await session.commit()
+    await session.refresh(device)
+    return device
+
+
+@router.get("/{device_id}", response_model=DeviceRead)
+async def get_device(device_id: UUID, session: SessionDep) -> Device:
+    device = await session.get(Device, device_id)
+    if device is None:
+        raise not_found("device", device_id)
+    return device

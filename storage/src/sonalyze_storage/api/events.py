@@ -1,0 +1,71 @@
+"""The event log over HTTP: append, catch-up per lobby, and the live stream."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import StreamingResponse
+from sonalyze.storage_api import EventAppend, EventRead
+
+from sonalyze_storage.db import SessionDep
+from sonalyze_storage.event_log import LobbyMissing, commit_with_events, events_after_seq
+from sonalyze_storage.stream import event_stream
+from sonalyze_storage.tables import Lobby
+from sonalyze_storage.versioning import not_found
+
+router = APIRouter(tags=["events"])
+
+
+@router.post(
+    "/lobbies/{lobby_id}/events",
+    status_code=status.HTTP_201_CREATED,
+    response_model=list[EventRead],
+)
+async def append_events(lobby_id: UUID, body: EventAppend, session: SessionDep) -> list[EventRead]:
+    """Append events to a lobby's log (for changes that have no other state)."""
+    try:
+        rows = await commit_with_events(session, lobby_id, body.events)
+    except LobbyMissing:
+        raise not_found("lobby", lobby_id) from None
+    return [EventRead.model_validate(r) for r in rows]
+
+
+@router.get("/lobbies/{lobby_id}/events", response_model=list[EventRead])
+async def lobby_events(
+    lobby_id: UUID,
+    session: SessionDep,
+    after_seq: int = Query(0, ge=0, description="Return events with a larger seq."),
+    limit: int = Query(1000, ge=1, le=10_000),
+) -> list[EventRead]:
+    """Catch-up: a lobby's events after ``after_seq``, in seq order."""
+    if await session.get(Lobby, lobby_id) is None:
+        raise not_found("lobby", lobby_id)
+    rows = await events_after_seq(session, lobby_id, after_seq, limit)
+    return [EventRead.model_validate(r) for r in rows]
+
+
+@router.get(
+    "/events/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_events(
+    request: Request,
+    after: int = Query(0, ge=0, description="Start after this event id (0: from the start)."),
+) -> StreamingResponse:
+    """Every event of every lobby with ``id > after``, in id order, then live, as
+    server-sent events (``id``, ``event`` = type, ``data`` = the event as JSON), with
+    ``: keep-alive`` comments when idle. Each event is delivered exactly once."""
+    settings = request.app.state.settings
+    return StreamingResponse(
+        event_stream(
+            request.app.state.sessions,
+            request.app.state.notifier,
+            after,
+            settings.stream_batch,
+            settings.stream_heartbeat_s,
+        ),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,173 @@
+"""Analyses and simulation jobs: queued, running (with progress), then a final state."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+from sonalyze.domain import JobState
+from sonalyze.storage_api import (
+    AnalysisCreate,
+    AnalysisRead,
+    JobUpdate,
+    SimulationJobCreate,
+    SimulationJobRead,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from sonalyze_storage.db import SessionDep
+from sonalyze_storage.event_log import commit_with_events
+from sonalyze_storage.tables import Analysis, Lobby, Measurement, SimulationJob
+from sonalyze_storage.versioning import conflict, not_found, update_versioned
+
+router = APIRouter(tags=["jobs"])
+
+FINAL_STATES = (JobState.succeeded, JobState.failed, JobState.cancelled)
+
+
+def _job_values(body: JobUpdate) -> dict[str, object]:
+    values: dict[str, object] = {"state": body.state}
+    for field in ("progress", "error", "result"):
+        if getattr(body, field) is not None:
+            values[field] = getattr(body, field)
+    if body.state == JobState.succeeded:
+        values["progress"] = 1.0
+    return values
+
+
+async def _commit(session: AsyncSession, lobby_id: UUID | None, body: JobUpdate) -> None:
+    if body.events and lobby_id is None:
+        await session.rollback()
+        raise conflict("this job belongs to no lobby, so it cannot carry events")
+    await commit_with_events(session, lobby_id, body.events)
+
+
+@router.post("/analyses", status_code=status.HTTP_201_CREATED, response_model=AnalysisRead)
+async def create_analysis(body: AnalysisCreate, session: SessionDep) -> Analysis:
+    if (
+        body.measurement_id is not None
+        and await session.get(Measurement, body.measurement_id) is None
+    ):
+        raise not_found("measurement", body.measurement_id)
+    analysis = Analysis(measurement_id=body.measurement_id, params=body.params)
+    session.add(analysis)
+    await session.commit()
+    await session.refresh(analysis)
+    return analysis
+
+
+@router.get("/analyses/{analysis_id}", response_model=AnalysisRead)
+async def get_analysis(analysis_id: UUID, session: SessionDep) -> Analysis:
+    analysis = await session.get(Analysis, analysis_id)
+    if analysis is None:
+        raise not_found("analysis", analysis_id)
+    return analysis
+
+
+@router.patch("/analyses/{analysis_id}", response_model=AnalysisRead)
+async def update_analysis(analysis_id: UUID, body: JobUpdate, session: SessionDep) -> Analysis:
+    """Report progress or an outcome; events go to the measurement's lobby."""
+    row = await update_versioned(
+        session,
+        Analysis,
+        analysis_id,
+        body.expected_version,
+        _job_values(body),
+        "analysis",
+        FINAL_STATES,
+    )
+    lobby_id = None
+    if row.measurement_id is not None:
+        measurement = await session.get(Measurement, row.measurement_id)
+        lobby_id = measurement.lobby_id if measurement is not None else None
+    await _commit(session, lobby_id, body)
+    return row
+
+
+@router.post(
+    "/simulation-jobs",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SimulationJobRead,
+    responses={200: {"description": "The job this client_request_id already created."}},
+)
+async def create_simulation_job(
+    body: SimulationJobCreate, session: SessionDep, response: Response
+) -> SimulationJob:
+    """Queue a job, idempotently by ``client_request_id``: the same request again answers 200
+    with the existing job; the same id with another request is refused with 409."""
+    if body.events and body.lobby_id is None:
+        raise conflict("a job without a lobby cannot carry events")
+    existing = await _by_request_id(session, body.client_request_id)
+    if existing is not None:
+        return _same_request(existing, body, response)
+    if body.lobby_id is not None and await session.get(Lobby, body.lobby_id) is None:
+        raise not_found("lobby", body.lobby_id)
+    job = SimulationJob(
+        client_request_id=body.client_request_id, lobby_id=body.lobby_id, spec=body.spec
+    )
+    session.add(job)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        existing = await _by_request_id(session, body.client_request_id)
+        assert existing is not None
+        return _same_request(existing, body, response)
+    await commit_with_events(session, body.lobby_id, body.events)
+    await session.refresh(job)
+    return job
+
+
+async def _by_request_id(session: AsyncSession, request_id: str) -> SimulationJob | None:
+    query = select(SimulationJob).where(col(SimulationJob.client_request_id) == request_id)
+    return (await session.exec(query)).one_or_none()
+
+
+def _same_request(
+    job: SimulationJob, body: SimulationJobCreate, response: Response
+) -> SimulationJob:
+    if job.spec != body.spec or job.lobby_id != body.lobby_id:
+        raise conflict(f"client_request_id {body.client_request_id} was used for another request")
+    response.status_code = status.HTTP_200_OK
+    return job
+
+
+@router.get("/simulation-jobs", response_model=list[SimulationJobRead])
+async def list_simulation_jobs(
+    session: SessionDep,
+    state: list[JobState] = Query(default_factory=list, description="Only jobs in these states."),
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[SimulationJob]:
+    """Jobs, oldest first (a runner reconciling after a restart lists the unfinished ones)."""
+    query = select(SimulationJob).order_by(col(SimulationJob.created_at)).limit(limit)
+    if state:
+        query = query.where(col(SimulationJob.state).in_([s.value for s in state]))
+    return list((await session.exec(query)).all())
+
+
+@router.get("/simulation-jobs/{job_id}", response_model=SimulationJobRead)
+async def get_simulation_job(job_id: UUID, session: SessionDep) -> SimulationJob:
+    job = await session.get(SimulationJob, job_id)
+    if job is None:
+        raise not_found("simulation job", job_id)
+    return job
+
+
+@router.patch("/simulation-jobs/{job_id}", response_model=SimulationJobRead)
+async def update_simulation_job(
+    job_id: UUID, body: JobUpdate, session: SessionDep
+) -> SimulationJob:
+    """Report progress or an outcome (409 once the job has ended)."""
+    row = await update_versioned(
+        session,
+        SimulationJob,
+        job_id,
+        body.expected_version,
+        _job_values(body),
+        "simulation job",
+        FINAL_STATES,
+    )
+    await _commit(session, row.lobby_id, body)
+    return row

@@ -1,0 +1,184 @@
+"""Lobbies and their participants; every change is versioned and carries its events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, status
+from sonalyze.storage_api import (
+    EventRead,
+    LobbyChange,
+    LobbyChanged,
+    LobbyCreate,
+    LobbyRead,
+    ParticipantRead,
+    ParticipantUpsert,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from sonalyze_storage.db import SessionDep
+from sonalyze_storage.event_log import commit_with_events
+from sonalyze_storage.tables import Device, Event, Lobby, Participant
+from sonalyze_storage.versioning import conflict, not_found, update_versioned
+
+router = APIRouter(prefix="/lobbies", tags=["lobbies"])
+
+_FIELDS = ("name", "host_device_id", "workflow_state", "max_members", "locked")
+
+
+async def read_lobby(session: AsyncSession, lobby: Lobby) -> LobbyRead:
+    participants = (
+        await session.exec(
+            select(Participant)
+            .where(col(Participant.lobby_id) == lobby.id)
+            .order_by(col(Participant.joined_at), col(Participant.device_id))
+        )
+    ).all()
+    return LobbyRead.model_validate(
+        {
+            **lobby.model_dump(),
+            "participants": [ParticipantRead.model_validate(p) for p in participants],
+        }
+    )
+
+
+async def _changed(session: AsyncSession, lobby_id: UUID, events: Sequence[Event]) -> LobbyChanged:
+    lobby = await session.get(Lobby, lobby_id, populate_existing=True)
+    assert lobby is not None
+    return LobbyChanged(
+        lobby=await read_lobby(session, lobby),
+        events=[EventRead.model_validate(e) for e in events],
+    )
+
+
+async def _require_devices(session: AsyncSession, ids: set[UUID]) -> None:
+    if not ids:
+        return
+    found = set((await session.exec(select(Device.id).where(col(Device.id).in_(ids)))).all())
+    missing = sorted(str(i) for i in ids - found)
+    if missing:
+        raise not_found("device", ", ".join(missing))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=LobbyChanged)
+async def create_lobby(body: LobbyCreate, session: SessionDep) -> LobbyChanged:
+    """Create an open lobby with its host as the first participant."""
+    await _require_devices(session, {body.host_device_id})
+    lobby = Lobby(
+        code=body.code,
+        name=body.name,
+        host_device_id=body.host_device_id,
+        max_members=body.max_members,
+    )
+    session.add(lobby)
+    session.add(Participant(lobby_id=lobby.id, device_id=body.host_device_id))
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise conflict(f"join code {body.code} is in use by an open lobby") from None
+    events = await commit_with_events(session, lobby.id, body.events)
+    return await _changed(session, lobby.id, events)
+
+
+@router.get("/by-code/{code}", response_model=LobbyRead)
+async def get_open_lobby_by_code(code: str, session: SessionDep) -> LobbyRead:
+    """The open lobby with this join code."""
+    lobby = (
+        await session.exec(
+            select(Lobby).where(col(Lobby.code) == code, col(Lobby.closed_at).is_(None))
+        )
+    ).one_or_none()
+    if lobby is None:
+        raise not_found("open lobby with code", code)
+    return await read_lobby(session, lobby)
+
+
+@router.get("/{lobby_id}", response_model=LobbyRead)
+async def get_lobby(lobby_id: UUID, session: SessionDep) -> LobbyRead:
+    lobby = await session.get(Lobby, lobby_id)
+    if lobby is None:
+        raise not_found("lobby", lobby_id)
+    return await read_lobby(session, lobby)
+
+
+@router.post("/{lobby_id}/changes", response_model=LobbyChanged)
+async def change_lobby(lobby_id: UUID, body: LobbyChange, session: SessionDep) -> LobbyChanged:
+    """Apply one change atomically if the lobby is still at ``expected_version``.
+
+    409 (and nothing changed) on another version, a closed lobby or a full lobby.
+    """
+    values: dict[str, object] = {
+        f: getattr(body, f)
+        for f in _FIELDS
+        if f in body.model_fields_set and getattr(body, f) is not None
+    }
+    if body.close:
+        values["closed_at"] = sa.func.now()
+    referenced = {p.device_id for p in body.upsert_participants}
+    if body.host_device_id is not None:
+        referenced.add(body.host_device_id)
+    await _require_devices(session, referenced)
+    lobby = await session.get(Lobby, lobby_id)
+    if lobby is not None and lobby.closed_at is not None:
+        raise conflict(f"lobby {lobby_id} is closed")
+    await update_versioned(session, Lobby, lobby_id, body.expected_version, values, "lobby")
+    await _remove_participants(session, lobby_id, body.remove_participants)
+    for upsert in body.upsert_participants:
+        await _upsert_participant(session, lobby_id, upsert)
+    await _check_membership(session, lobby_id)
+    events = await commit_with_events(session, lobby_id, body.events)
+    return await _changed(session, lobby_id, events)
+
+
+async def _remove_participants(session: AsyncSession, lobby_id: UUID, ids: list[UUID]) -> None:
+    if not ids:
+        return
+    removed = set(
+        (
+            await session.exec(
+                sa.delete(Participant)
+                .where(col(Participant.lobby_id) == lobby_id, col(Participant.device_id).in_(ids))
+                .returning(col(Participant.device_id))
+            )
+        ).scalars()
+    )
+    missing = sorted(str(i) for i in set(ids) - removed)
+    if missing:
+        raise not_found("participant", ", ".join(missing))
+
+
+async def _upsert_participant(
+    session: AsyncSession, lobby_id: UUID, body: ParticipantUpsert
+) -> None:
+    current = await session.get(Participant, (lobby_id, body.device_id))
+    if current is None:
+        current = Participant(lobby_id=lobby_id, device_id=body.device_id)
+        session.add(current)
+    for field in ("role", "status", "presence"):
+        if field in body.model_fields_set:
+            value = getattr(body, field)
+            if value is None and field != "role":
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{field} cannot be null")
+            setattr(current, field, value)
+    await session.flush()
+
+
+async def _check_membership(session: AsyncSession, lobby_id: UUID) -> None:
+    lobby = await session.get(Lobby, lobby_id, populate_existing=True)
+    assert lobby is not None
+    members = set(
+        (
+            await session.exec(
+                select(Participant.device_id).where(col(Participant.lobby_id) == lobby_id)
+            )
+        ).all()
+    )
+    if len(members) > lobby.max_members:
+        raise conflict(f"lobby {lobby_id} is full ({lobby.max_members} members)")
+    if lobby.closed_at is None and lobby.host_device_id not in members:
+        raise conflict(f"the host {lobby.host_device_id} must be a participant of the lobby")

@@ -1,0 +1,148 @@
+"""Measurements and the recordings their microphones upload."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, status
+from sonalyze.domain import MeasurementState
+from sonalyze.storage_api import (
+    MeasurementCreate,
+    MeasurementRead,
+    MeasurementUpdate,
+    RecordingCreate,
+    RecordingRead,
+    RecordingUpdate,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from sonalyze_storage.db import SessionDep
+from sonalyze_storage.event_log import commit_with_events
+from sonalyze_storage.tables import Blob, Device, Lobby, Measurement, Recording
+from sonalyze_storage.versioning import conflict, not_found, update_versioned
+
+router = APIRouter(tags=["measurements"])
+
+_FINAL = (MeasurementState.completed, MeasurementState.failed, MeasurementState.aborted)
+
+
+@router.post("/measurements", status_code=status.HTTP_201_CREATED, response_model=MeasurementRead)
+async def create_measurement(body: MeasurementCreate, session: SessionDep) -> Measurement:
+    if await session.get(Lobby, body.lobby_id) is None:
+        raise not_found("lobby", body.lobby_id)
+    measurement = Measurement(lobby_id=body.lobby_id, spec=body.spec)
+    session.add(measurement)
+    await session.flush()
+    await commit_with_events(session, body.lobby_id, body.events)
+    await session.refresh(measurement)
+    return measurement
+
+
+@router.get("/measurements/{measurement_id}", response_model=MeasurementRead)
+async def get_measurement(measurement_id: UUID, session: SessionDep) -> Measurement:
+    measurement = await session.get(Measurement, measurement_id)
+    if measurement is None:
+        raise not_found("measurement", measurement_id)
+    return measurement
+
+
+@router.get("/lobbies/{lobby_id}/measurements", response_model=list[MeasurementRead])
+async def lobby_measurements(lobby_id: UUID, session: SessionDep) -> list[Measurement]:
+    """A lobby's measurements, newest first."""
+    if await session.get(Lobby, lobby_id) is None:
+        raise not_found("lobby", lobby_id)
+    query = (
+        select(Measurement)
+        .where(col(Measurement.lobby_id) == lobby_id)
+        .order_by(col(Measurement.created_at).desc())
+    )
+    return list((await session.exec(query)).all())
+
+
+@router.patch("/measurements/{measurement_id}", response_model=MeasurementRead)
+async def update_measurement(
+    measurement_id: UUID, body: MeasurementUpdate, session: SessionDep
+) -> Measurement:
+    """Move a measurement to another state (409 on another version or once it has ended)."""
+    row = await update_versioned(
+        session,
+        Measurement,
+        measurement_id,
+        body.expected_version,
+        {"state": body.state},
+        "measurement",
+        _FINAL,
+    )
+    await commit_with_events(session, row.lobby_id, body.events)
+    return row
+
+
+@router.post(
+    "/measurements/{measurement_id}/recordings",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RecordingRead,
+)
+async def create_recording(
+    measurement_id: UUID, body: RecordingCreate, session: SessionDep
+) -> Recording:
+    """One recording per microphone and measurement; its audio is the blob ``blob_id``."""
+    for table, ident, what in (
+        (Measurement, measurement_id, "measurement"),
+        (Device, body.device_id, "device"),
+        (Blob, body.blob_id, "blob"),
+    ):
+        if await session.get(table, ident) is None:
+            raise not_found(what, ident)
+    recording = Recording(
+        measurement_id=measurement_id,
+        device_id=body.device_id,
+        blob_id=body.blob_id,
+        format=body.format,
+    )
+    session.add(recording)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise conflict(
+            f"device {body.device_id} already has a recording in measurement {measurement_id}"
+        ) from None
+    await session.refresh(recording)
+    return recording
+
+
+@router.get("/measurements/{measurement_id}/recordings", response_model=list[RecordingRead])
+async def measurement_recordings(measurement_id: UUID, session: SessionDep) -> list[Recording]:
+    if await session.get(Measurement, measurement_id) is None:
+        raise not_found("measurement", measurement_id)
+    query = (
+        select(Recording)
+        .where(col(Recording.measurement_id) == measurement_id)
+        .order_by(col(Recording.created_at))
+    )
+    return list((await session.exec(query)).all())
+
+
+@router.get("/recordings/{recording_id}", response_model=RecordingRead)
+async def get_recording(recording_id: UUID, session: SessionDep) -> Recording:
+    recording = await session.get(Recording, recording_id)
+    if recording is None:
+        raise not_found("recording", recording_id)
+    return recording
+
+
+@router.patch("/recordings/{recording_id}", response_model=RecordingRead)
+async def update_recording(
+    recording_id: UUID, body: RecordingUpdate, session: SessionDep
+) -> Recording:
+    row = await update_versioned(
+        session,
+        Recording,
+        recording_id,
+        body.expected_version,
+        {"state": body.state, "error": body.error},
+        "recording",
+    )
+    await session.commit()
+    return row

@@ -1,0 +1,182 @@
+"""Blobs stored in chunks behind a small interface.
+
+Callers see :class:`BlobStore` only; :class:`PostgresBlobStore` keeps chunks as ``bytea`` rows.
+An S3-compatible store can implement the same interface later without touching callers.
+
+Rules: a chunk index is written once (the same bytes again are acknowledged without rewriting,
+other bytes are a conflict); sizes are limited per chunk and per blob; a blob is readable whole
+only after ``complete`` found chunks 0..n-1 with nothing missing, so nothing half-written is
+ever visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import AsyncIterator
+from typing import Protocol
+from uuid import UUID
+
+import sqlalchemy as sa
+from sonalyze.domain import BlobState
+from sonalyze.storage_api import ChunkWritten
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from sonalyze_storage.tables import Blob, BlobChunk
+
+_READ_BATCH = 16
+
+
+class BlobError(Exception):
+    """A refused blob operation; ``kind`` says which HTTP status fits."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class BlobStore(Protocol):
+    async def create(self, content_type: str) -> Blob: ...
+
+    async def get(self, blob_id: UUID) -> Blob: ...
+
+    async def put_chunk(
+        self, blob_id: UUID, index: int, data: bytes, crc32: int | None
+    ) -> ChunkWritten: ...
+
+    async def complete(self, blob_id: UUID, chunk_count: int) -> Blob: ...
+
+    def read(self, blob: Blob) -> AsyncIterator[bytes]: ...
+
+
+class PostgresBlobStore:
+    """Chunks as rows of ``blob_chunks``; writes to one blob are serialised by its row lock."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        max_chunk_bytes: int,
+        max_blob_bytes: int,
+    ) -> None:
+        self._sessions = sessions
+        self.max_chunk_bytes = max_chunk_bytes
+        self.max_blob_bytes = max_blob_bytes
+
+    async def create(self, content_type: str) -> Blob:
+        async with self._sessions() as session:
+            blob = Blob(content_type=content_type)
+            session.add(blob)
+            await session.commit()
+            await session.refresh(blob)
+            return blob
+
+    async def get(self, blob_id: UUID) -> Blob:
+        async with self._sessions() as session:
+            return await _blob(session, blob_id)
+
+    async def put_chunk(
+        self, blob_id: UUID, index: int, data: bytes, crc32: int | None
+    ) -> ChunkWritten:
+        if index < 0:
+            raise BlobError("bad_request", "chunk index must be 0 or more")
+        if not data:
+            raise BlobError("bad_request", "a chunk must not be empty")
+        if len(data) > self.max_chunk_bytes:
+            raise BlobError(
+                "too_large", f"chunk of {len(data)} bytes exceeds {self.max_chunk_bytes} bytes"
+            )
+        actual = zlib.crc32(data)
+        if crc32 is not None and crc32 != actual:
+            raise BlobError("bad_request", f"CRC32 mismatch: sent {crc32}, data has {actual}")
+        written = ChunkWritten(
+            blob_id=blob_id, index=index, size_bytes=len(data), crc32=actual, created=False
+        )
+        async with self._sessions() as session:
+            blob = await _blob(session, blob_id, lock=True)
+            existing = await session.get(BlobChunk, (blob_id, index))
+            if existing is not None:
+                if existing.crc32 == actual and existing.data == data:
+                    return written
+                raise BlobError("conflict", f"chunk {index} already holds other bytes")
+            if blob.state != BlobState.open:
+                raise BlobError("conflict", "blob is complete; no more chunks are accepted")
+            if blob.size_bytes + len(data) > self.max_blob_bytes:
+                raise BlobError(
+                    "too_large", f"blob would exceed {self.max_blob_bytes} bytes in all"
+                )
+            session.add(
+                BlobChunk(blob_id=blob_id, idx=index, size_bytes=len(data), crc32=actual, data=data)
+            )
+            blob.size_bytes += len(data)
+            blob.chunk_count += 1
+            await session.commit()
+        return written.model_copy(update={"created": True})
+
+    async def complete(self, blob_id: UUID, chunk_count: int) -> Blob:
+        async with self._sessions() as session:
+            blob = await _blob(session, blob_id, lock=True)
+            if blob.state == BlobState.complete:
+                if blob.chunk_count == chunk_count:
+                    return blob
+                raise BlobError("conflict", f"blob is complete with {blob.chunk_count} chunks")
+            indexes = set(
+                (
+                    await session.exec(
+                        select(BlobChunk.idx).where(col(BlobChunk.blob_id) == blob_id)
+                    )
+                ).all()
+            )
+            missing = sorted(set(range(chunk_count)) - indexes)
+            extra = sorted(i for i in indexes if i >= chunk_count)
+            if missing or extra:
+                raise BlobError(
+                    "conflict",
+                    f"cannot complete with {chunk_count} chunks: missing {missing[:20]}"
+                    f"{', ...' if len(missing) > 20 else ''}; beyond the end {extra[:20]}",
+                )
+            digest = hashlib.sha256()
+            async for data in _chunks(session, blob_id):
+                digest.update(data)
+            blob.state = BlobState.complete
+            blob.sha256 = digest.hexdigest()
+            blob.completed_at = sa.func.now()
+            await session.commit()
+            await session.refresh(blob)
+            return blob
+
+    async def read(self, blob: Blob) -> AsyncIterator[bytes]:
+        if blob.state != BlobState.complete:
+            raise BlobError("conflict", "blob is still being written")
+        async with self._sessions() as session:
+            async for data in _chunks(session, blob.id):
+                yield data
+
+
+async def _blob(session: AsyncSession, blob_id: UUID, lock: bool = False) -> Blob:
+    query = select(Blob).where(col(Blob.id) == blob_id)
+    if lock:
+        query = query.with_for_update()
+    blob = (await session.exec(query)).one_or_none()
+    if blob is None:
+        raise BlobError("not_found", f"blob {blob_id} not found")
+    return blob
+
+
+async def _chunks(session: AsyncSession, blob_id: UUID) -> AsyncIterator[bytes]:
+    start = 0
+    while True:
+        rows = (
+            await session.exec(
+                select(BlobChunk.idx, BlobChunk.data)
+                .where(col(BlobChunk.blob_id) == blob_id, col(BlobChunk.idx) >= start)
+                .order_by(col(BlobChunk.idx))
+                .limit(_READ_BATCH)
+            )
+        ).all()
+        for idx, data in rows:
+            yield data
+            start = idx + 1
+        if len(rows) < _READ_BATCH:
+            return
