@@ -16,6 +16,7 @@ import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
+
 from sonalyze_storage.app import create_app as create_storage_app
 from sonalyze_storage.migrate import upgrade
 from sonalyze_storage.settings import StorageSettings

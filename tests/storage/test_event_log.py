@@ -6,11 +6,11 @@ import asyncio
 
 import httpx
 import psycopg
-from sonalyze.storage_api import EventIn
-from sonalyze_storage.event_log import append_events, commit_with_events
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from sonalyze.storage_api import EventIn
+from sonalyze_storage.event_log import append_events, commit_with_events
 from tests.conftest import TOKEN, libpq
 from tests.storage.helpers import events, lobby
 

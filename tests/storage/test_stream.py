@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from sonalyze_storage.app import create_app
 from sonalyze_storage.settings import StorageSettings
-
 from tests.conftest import TOKEN, serving
 from tests.storage.helpers import events, lobby
 

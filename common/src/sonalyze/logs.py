@@ -10,6 +10,15 @@ from datetime import UTC, datetime
 from sonalyze.settings import LogFormat
 
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+_PROBE_PATHS = (" /livez ", " /readyz ", " /metrics ")
+
+
+class ProbeFilter(logging.Filter):
+    """Drops access-log lines of health probes and scrapes, which would drown the rest."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(path in message for path in _PROBE_PATHS)
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,3 +57,6 @@ def configure_logging(service: str, level: str, fmt: LogFormat) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    logging.getLogger("uvicorn.access").addFilter(ProbeFilter())
+    # httpx logs every request at INFO; calls between services are in the access logs already.
+    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))

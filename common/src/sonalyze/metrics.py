@@ -14,7 +14,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from starlette.routing import Match
+from starlette.types import Scope
 
 PREFIX = "sonalyze"
 
@@ -53,25 +53,29 @@ class HttpMetrics:
             request: Request, call_next: Callable[[Request], Awaitable[Response]]
         ) -> Response:
             start = time.perf_counter()
-            route = _route_template(app, request)
             status = 500
             try:
                 response = await call_next(request)
                 status = response.status_code
                 return response
             finally:
+                route = route_label(request.scope)
                 self.latency.labels(self._service, request.method, route).observe(
                     time.perf_counter() - start
                 )
                 self.requests.labels(self._service, request.method, route, str(status)).inc()
 
 
-def _route_template(app: FastAPI, request: Request) -> str:
-    for route in app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
+def route_label(scope: Scope) -> str:
+    """The route template of a handled request (``/v1/lobbies/{lobby_id}``), from the path
+    parameters its route matched; ``unmatched`` when no route matched."""
+    if "route" not in scope:
+        return "unmatched"
+    names = {str(value): name for name, value in scope.get("path_params", {}).items()}
+    return "/".join(
+        f"{{{names[segment]}}}" if segment in names else segment
+        for segment in scope["path"].split("/")
+    )
 
 
 def metrics_response(registry: CollectorRegistry) -> Response:

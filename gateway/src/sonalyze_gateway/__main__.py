@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sonalyze.service import serve
-
 from sonalyze_gateway.app import create_app
 from sonalyze_gateway.settings import GatewaySettings
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from sonalyze.service import storage_backed_app
 
+from sonalyze.service import storage_backed_app
 from sonalyze_gateway.settings import GatewaySettings
 
 

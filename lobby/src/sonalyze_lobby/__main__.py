@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sonalyze.service import serve
-
 from sonalyze_lobby.app import create_app
 from sonalyze_lobby.settings import LobbySettings
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sonalyze.service import serve
-
 from sonalyze_measurement.app import create_app
 from sonalyze_measurement.settings import MeasurementSettings
 

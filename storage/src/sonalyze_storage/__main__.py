@@ -7,7 +7,6 @@ import logging
 
 from sonalyze.logs import configure_logging
 from sonalyze.service import serve
-
 from sonalyze_storage.app import create_app
 from sonalyze_storage.migrate import upgrade
 from sonalyze_storage.settings import StorageSettings

@@ -9,13 +9,13 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from sonalyze.auth import require_internal_token
 from sonalyze.health import ReadinessCheck
 from sonalyze.limits import BodyLimitMiddleware
 from sonalyze.metrics import PREFIX
 from sonalyze.service import build_app
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from sonalyze_storage.api import blobs, devices, events, jobs, lobbies, measurements
 from sonalyze_storage.blobs import PostgresBlobStore
 from sonalyze_storage.db import create_engine, session_factory

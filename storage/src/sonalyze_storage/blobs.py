@@ -18,12 +18,12 @@ from typing import Protocol
 from uuid import UUID
 
 import sqlalchemy as sa
-from sonalyze.domain import BlobState
-from sonalyze.storage_api import ChunkWritten
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from sonalyze.domain import BlobState
+from sonalyze.storage_api import ChunkWritten
 from sonalyze_storage.tables import Blob, BlobChunk
 
 _READ_BATCH = 16

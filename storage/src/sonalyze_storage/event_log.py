@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from uuid import UUID
 
 import sqlalchemy as sa
-from sonalyze.storage_api import EventIn
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from sonalyze.storage_api import EventIn
 from sonalyze_storage.tables import Event, Lobby
 
 NOTIFY_CHANNEL = "sonalyze_events"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
+
 from sonalyze.settings import ServiceSettings
 
 MiB = 1024 * 1024

@@ -15,10 +15,10 @@ import logging
 from collections.abc import AsyncIterator
 
 import psycopg
-from sonalyze.storage_api import EventRead
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from sonalyze.storage_api import EventRead
 from sonalyze_storage.event_log import NOTIFY_CHANNEL, events_after_id
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, HTTPException, Path, Request, status
 from fastapi.responses import StreamingResponse
-from sonalyze.storage_api import BlobComplete, BlobCreate, BlobRead, ChunkWritten
 
+from sonalyze.storage_api import BlobComplete, BlobCreate, BlobRead, ChunkWritten
 from sonalyze_storage.blobs import BlobError, BlobStore
 
 router = APIRouter(prefix="/blobs", tags=["blobs"])

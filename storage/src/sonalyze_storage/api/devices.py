@@ -5,8 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, status
-from sonalyze.storage_api import DeviceRead
 
+from sonalyze.storage_api import DeviceRead
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.tables import Device
 from sonalyze_storage.versioning import not_found

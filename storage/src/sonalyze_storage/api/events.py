@@ -6,8 +6,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
-from sonalyze.storage_api import EventAppend, EventRead
 
+from sonalyze.storage_api import EventAppend, EventRead
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.event_log import LobbyMissing, commit_with_events, events_after_seq
 from sonalyze_storage.stream import event_stream

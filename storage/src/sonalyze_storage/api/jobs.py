@@ -5,6 +5,10 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from sonalyze.domain import JobState
 from sonalyze.storage_api import (
     AnalysisCreate,
@@ -13,10 +17,6 @@ from sonalyze.storage_api import (
     SimulationJobCreate,
     SimulationJobRead,
 )
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.event_log import commit_with_events
 from sonalyze_storage.tables import Analysis, Lobby, Measurement, SimulationJob

@@ -7,6 +7,10 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, status
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from sonalyze.storage_api import (
     EventRead,
     LobbyChange,
@@ -16,10 +20,6 @@ from sonalyze.storage_api import (
     ParticipantRead,
     ParticipantUpsert,
 )
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.event_log import commit_with_events
 from sonalyze_storage.tables import Device, Event, Lobby, Participant

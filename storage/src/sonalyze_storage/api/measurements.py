@@ -5,6 +5,9 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, status
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
 from sonalyze.domain import MeasurementState
 from sonalyze.storage_api import (
     MeasurementCreate,
@@ -14,9 +17,6 @@ from sonalyze.storage_api import (
     RecordingRead,
     RecordingUpdate,
 )
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
-
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.event_log import commit_with_events
 from sonalyze_storage.tables import Blob, Device, Lobby, Measurement, Recording

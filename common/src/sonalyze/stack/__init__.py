@@ -1,0 +1,1 @@
+"""The local stack: embedded Postgres, migrations and the five services as processes."""

@@ -1,0 +1,103 @@
+"""Service processes: started with their settings in the environment, logs prefixed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import TextIO
+
+import httpx
+
+
+class Console:
+    """Writes whole lines from several threads without interleaving them."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            self._out.write(text + "\n")
+            self._out.flush()
+
+
+class ServiceProcess:
+    """One service as ``python -m <module>``, in its own session so that a terminal's Ctrl-C
+    reaches the supervisor only, which then stops the services in order."""
+
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        port: int,
+        env: Mapping[str, str],
+        console: Console,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._console = console
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
+        self._pump = threading.Thread(target=self._forward_logs, daemon=True)
+        self._pump.start()
+
+    def _forward_logs(self) -> None:
+        assert self._process.stdout is not None
+        for raw in self._process.stdout:
+            self._console.line(f"{self.name:<11} | {raw.rstrip()}")
+
+    def exit_code(self) -> int | None:
+        return self._process.poll()
+
+    def wait(self, timeout: float) -> int:
+        code = self._process.wait(timeout)
+        self._pump.join(2)
+        return code
+
+    def is_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def terminate(self) -> None:
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float) -> int:
+        """SIGTERM, then SIGKILL if the service has not exited after ``timeout`` seconds."""
+        self.terminate()
+        try:
+            return self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            return self.wait(timeout)
+
+
+def wait_ready(services: list[ServiceProcess], timeout: float) -> list[ServiceProcess]:
+    """Poll until every service is ready; returns the ones that are not (empty on success)."""
+    deadline = time.monotonic() + timeout
+    pending = list(services)
+    while pending and time.monotonic() < deadline:
+        if any(s.exit_code() is not None for s in services):
+            break
+        pending = [s for s in pending if not s.is_ready()]
+        if pending:
+            time.sleep(0.2)
+    return pending

@@ -1,0 +1,131 @@
+"""``sonalyze up``: the whole system on this machine, one command, Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from sonalyze.stack.postgres import EmbeddedPostgres
+from sonalyze.stack.processes import Console, ServiceProcess, wait_ready
+
+# Start order; they stop in the reverse order, storage (and then Postgres) last.
+SERVICES = ("storage", "lobby", "measurement", "simulation", "gateway")
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    host_port: int
+    data_dir: Path
+    database_url: str | None
+    ready_timeout_s: float
+    stop_timeout_s: float
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _stop(services: list[ServiceProcess], timeout_s: float) -> None:
+    """Stop the callers of storage together, then storage, so none loses its peer early."""
+    callers = [s for s in services if s.name != "storage"]
+    for service in callers:
+        service.terminate()
+    for service in callers:
+        service.stop(timeout_s)
+    for service in services:
+        if service.name == "storage":
+            service.stop(timeout_s)
+
+
+def _migrate(database_url: str, console: Console) -> bool:
+    result = subprocess.run(
+        [sys.executable, "-m", "sonalyze_storage", "migrate"],
+        env={**os.environ, "SONALYZE_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in (result.stdout + result.stderr).splitlines():
+        console.line(f"{'migrate':<11} | {line}")
+    return result.returncode == 0
+
+
+def run_up(options: UpOptions, console: Console) -> int:
+    """Start everything, print the ready lines, and run until SIGINT or SIGTERM."""
+    if not _port_is_free(options.host_port):
+        console.line(f"error: port {options.host_port} is in use; choose another with --port")
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+
+    postgres = None
+    services: list[ServiceProcess] = []
+    try:
+        database_url = options.database_url
+        if database_url is None:
+            console.line(f"starting embedded Postgres in {options.data_dir}")
+            postgres = EmbeddedPostgres(options.data_dir)
+            database_url = postgres.start()
+        if stop.is_set() or not _migrate(database_url, console):
+            return 1 if not stop.is_set() else 0
+        ports = {name: _free_port() for name in SERVICES}
+        ports["gateway"] = options.host_port
+        common = {
+            "SONALYZE_HOST": "127.0.0.1",
+            "SONALYZE_INTERNAL_TOKEN": secrets.token_urlsafe(32),
+            "SONALYZE_STORAGE_URL": f"http://127.0.0.1:{ports['storage']}",
+        }
+        for name in SERVICES:
+            env = {**common, "SONALYZE_PORT": str(ports[name])}
+            if name == "storage":
+                env["SONALYZE_DATABASE_URL"] = database_url
+            services.append(ServiceProcess(name, f"sonalyze_{name}", ports[name], env, console))
+        unready = wait_ready(services, options.ready_timeout_s)
+        if stop.is_set():
+            return 0
+        if unready:
+            names = ", ".join(s.name for s in unready)
+            console.line(f"error: not ready after {options.ready_timeout_s:.0f} s: {names}")
+            return 1
+        console.line(f"ready: ws://127.0.0.1:{options.host_port}/v1/ws")
+        for service in sorted(services, key=lambda s: s.name != "gateway"):
+            console.line(f"{service.name} {service.url}")
+        while not stop.wait(0.5):
+            dead = [s for s in services if s.exit_code() is not None]
+            if dead:
+                console.line(
+                    f"error: {dead[0].name} exited with code {dead[0].exit_code()}; stopping"
+                )
+                return 1
+        console.line("stopping")
+        return 0
+    finally:
+        _stop(services, options.stop_timeout_s)
+        if postgres is not None:
+            postgres.stop()
+        if services or postgres is not None:
+            console.line("stopped")
