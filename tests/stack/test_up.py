@@ -123,3 +123,10 @@ def sonalyze_up_on_busy_port(tmp_path: Path) -> Iterator[tuple[Stack, int]]:
         port = busy.getsockname()[1]
         with sonalyze_up("--port", str(port), "--data-dir", str(tmp_path)) as stack:
             yield stack, port
+
+
+def test_up_reports_an_unreachable_database_and_exits(tmp_path: Path) -> None:
+    url = f"postgresql://nobody@/sonalyze?host={tmp_path}"
+    with sonalyze_up("--port", str(free_port()), "--database-url", url) as stack:
+        stack.wait_for(r"error: the migrations failed \(see the lines above\)", timeout=60)
+        assert stack.process.wait(10) == 1

@@ -89,9 +89,16 @@ def run_up(options: UpOptions, console: Console) -> int:
         if database_url is None:
             console.line(f"starting embedded Postgres in {options.data_dir}")
             postgres = EmbeddedPostgres(options.data_dir)
-            database_url = postgres.start()
-        if stop.is_set() or not _migrate(database_url, console):
-            return 1 if not stop.is_set() else 0
+            try:
+                database_url = postgres.start()
+            except Exception as exc:
+                console.line(f"error: the embedded Postgres did not start: {exc}")
+                return 1
+        if stop.is_set():
+            return 0
+        if not _migrate(database_url, console):
+            console.line("error: the migrations failed (see the lines above)")
+            return 1
         ports = {name: _free_port() for name in SERVICES}
         ports["gateway"] = options.host_port
         common = {
