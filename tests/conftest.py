@@ -4,6 +4,7 @@ and real HTTP servers (uvicorn on loopback) for the apps under test."""
 from __future__ import annotations
 
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -53,11 +54,17 @@ def serving(app: FastAPI, port: int | None = None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """libpq URL of an embedded Postgres (pgserver) for the whole test session."""
+def postgres() -> Iterator[str]:
+    """libpq URL of an embedded Postgres (pgserver) for the whole test session.
+
+    Its data directory is not under pytest's numbered temp folders, which another pytest run
+    on the same machine may prune while this one still uses them.
+    """
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    server = pgserver.get_server(
+        Path(tempfile.mkdtemp(prefix="sonalyze-test-pg-")), cleanup_mode="delete"
+    )
     yield server.get_uri()
     server.cleanup()
 
