@@ -84,26 +84,33 @@ def template_db(postgres: str) -> str:
     return "sonalyze_template"
 
 
+@contextmanager
+def new_database(postgres: str, template: str | None = None) -> Iterator[str]:
+    """A new database (a copy of ``template`` if given), dropped afterwards; yields its
+    SQLAlchemy URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    copy = f" TEMPLATE {template}" if template else ""
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}{copy}")
+    try:
+        yield database_url_for(postgres, name)
+    finally:
+        with psycopg.connect(postgres, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
 @pytest.fixture
 def empty_database(postgres: str) -> Iterator[str]:
     """SQLAlchemy URL of a new, empty database (no schema)."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield database_url_for(postgres, name)
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    with new_database(postgres) as url:
+        yield url
 
 
 @pytest.fixture
 def database_url(postgres: str, template_db: str) -> Iterator[str]:
     """SQLAlchemy URL of a fresh database migrated to head."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
-    yield database_url_for(postgres, name)
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    with new_database(postgres, template_db) as url:
+        yield url
 
 
 def libpq(database_url: str) -> str:

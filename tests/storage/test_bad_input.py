@@ -88,6 +88,18 @@ def cases(w: dict[str, str]) -> list[tuple[str, str, dict, int, str]]:
         (
             "POST",
             f"{lobby_url}/changes",
+            {
+                "json": {
+                    "expected_version": 1,
+                    "upsert_participants": [{"device_id": w["phone"], "status": None}],
+                }
+            },
+            422,
+            "status cannot be null",
+        ),
+        (
+            "POST",
+            f"{lobby_url}/changes",
             {"json": {"expected_version": 1, "host_device_id": w["phone"]}},
             409,
             "host",

@@ -56,6 +56,7 @@ def configure_logging(service: str, level: str, fmt: LogFormat) -> None:
     for name in _UVICORN_LOGGERS:
         logger = logging.getLogger(name)
         logger.handlers.clear()
+        logger.setLevel(logging.NOTSET)
         logger.propagate = True
     logging.getLogger("uvicorn.access").addFilter(ProbeFilter())
     # httpx logs every request at INFO; calls between services are in the access logs already.

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from sonalyze.domain import (
     BlobState,
@@ -123,9 +123,16 @@ class ParticipantUpsert(_In):
     """Add a participant or change one. Omitted fields keep their value (or default)."""
 
     device_id: UUID
-    role: Role | None = None
+    role: Role | None = Field(None, description="null removes the role")
     status: ParticipantStatus | None = None
     presence: Presence | None = None
+
+    @model_validator(mode="after")
+    def _status_and_presence_are_not_null(self) -> ParticipantUpsert:
+        for field in ("status", "presence"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null; omit it to keep its value")
+        return self
 
 
 class LobbyChange(_In):

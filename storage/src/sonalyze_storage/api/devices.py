@@ -8,8 +8,8 @@ from fastapi import APIRouter, status
 
 from sonalyze.storage_api import DeviceRead
 from sonalyze_storage.db import SessionDep
+from sonalyze_storage.rows import get_or_404
 from sonalyze_storage.tables import Device
-from sonalyze_storage.versioning import not_found
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -25,7 +25,4 @@ async def create_device(session: SessionDep) -> Device:
 
 @router.get("/{device_id}", response_model=DeviceRead)
 async def get_device(device_id: UUID, session: SessionDep) -> Device:
-    device = await session.get(Device, device_id)
-    if device is None:
-        raise not_found("device", device_id)
-    return device
+    return await get_or_404(session, Device, device_id, "device")

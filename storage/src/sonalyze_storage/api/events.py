@@ -10,9 +10,9 @@ from fastapi.responses import StreamingResponse
 from sonalyze.storage_api import EventAppend, EventRead
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.event_log import LobbyMissing, commit_with_events, events_after_seq
+from sonalyze_storage.rows import get_or_404, not_found
 from sonalyze_storage.stream import event_stream
 from sonalyze_storage.tables import Lobby
-from sonalyze_storage.versioning import not_found
 
 router = APIRouter(tags=["events"])
 
@@ -39,8 +39,7 @@ async def lobby_events(
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> list[EventRead]:
     """Catch-up: a lobby's events after ``after_seq``, in seq order."""
-    if await session.get(Lobby, lobby_id) is None:
-        raise not_found("lobby", lobby_id)
+    await get_or_404(session, Lobby, lobby_id, "lobby")
     rows = await events_after_seq(session, lobby_id, after_seq, limit)
     return [EventRead.model_validate(r) for r in rows]
 

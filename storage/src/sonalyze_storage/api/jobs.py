@@ -19,8 +19,8 @@ from sonalyze.storage_api import (
 )
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.event_log import commit_with_events
+from sonalyze_storage.rows import conflict, get_or_404, update_versioned
 from sonalyze_storage.tables import Analysis, Lobby, Measurement, SimulationJob
-from sonalyze_storage.versioning import conflict, not_found, update_versioned
 
 router = APIRouter(tags=["jobs"])
 
@@ -46,11 +46,8 @@ async def _commit(session: AsyncSession, lobby_id: UUID | None, body: JobUpdate)
 
 @router.post("/analyses", status_code=status.HTTP_201_CREATED, response_model=AnalysisRead)
 async def create_analysis(body: AnalysisCreate, session: SessionDep) -> Analysis:
-    if (
-        body.measurement_id is not None
-        and await session.get(Measurement, body.measurement_id) is None
-    ):
-        raise not_found("measurement", body.measurement_id)
+    if body.measurement_id is not None:
+        await get_or_404(session, Measurement, body.measurement_id, "measurement")
     analysis = Analysis(measurement_id=body.measurement_id, params=body.params)
     session.add(analysis)
     await session.commit()
@@ -60,10 +57,7 @@ async def create_analysis(body: AnalysisCreate, session: SessionDep) -> Analysis
 
 @router.get("/analyses/{analysis_id}", response_model=AnalysisRead)
 async def get_analysis(analysis_id: UUID, session: SessionDep) -> Analysis:
-    analysis = await session.get(Analysis, analysis_id)
-    if analysis is None:
-        raise not_found("analysis", analysis_id)
-    return analysis
+    return await get_or_404(session, Analysis, analysis_id, "analysis")
 
 
 @router.patch("/analyses/{analysis_id}", response_model=AnalysisRead)
@@ -102,8 +96,8 @@ async def create_simulation_job(
     existing = await _by_request_id(session, body.client_request_id)
     if existing is not None:
         return _same_request(existing, body, response)
-    if body.lobby_id is not None and await session.get(Lobby, body.lobby_id) is None:
-        raise not_found("lobby", body.lobby_id)
+    if body.lobby_id is not None:
+        await get_or_404(session, Lobby, body.lobby_id, "lobby")
     job = SimulationJob(
         client_request_id=body.client_request_id, lobby_id=body.lobby_id, spec=body.spec
     )
@@ -149,10 +143,7 @@ async def list_simulation_jobs(
 
 @router.get("/simulation-jobs/{job_id}", response_model=SimulationJobRead)
 async def get_simulation_job(job_id: UUID, session: SessionDep) -> SimulationJob:
-    job = await session.get(SimulationJob, job_id)
-    if job is None:
-        raise not_found("simulation job", job_id)
-    return job
+    return await get_or_404(session, SimulationJob, job_id, "simulation job")
 
 
 @router.patch("/simulation-jobs/{job_id}", response_model=SimulationJobRead)

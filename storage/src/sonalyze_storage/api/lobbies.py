@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from uuid import UUID
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,8 +22,8 @@ from sonalyze.storage_api import (
 )
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.event_log import commit_with_events
+from sonalyze_storage.rows import conflict, get_or_404, not_found, update_versioned
 from sonalyze_storage.tables import Device, Event, Lobby, Participant
-from sonalyze_storage.versioning import conflict, not_found, update_versioned
 
 router = APIRouter(prefix="/lobbies", tags=["lobbies"])
 
@@ -100,9 +100,7 @@ async def get_open_lobby_by_code(code: str, session: SessionDep) -> LobbyRead:
 
 @router.get("/{lobby_id}", response_model=LobbyRead)
 async def get_lobby(lobby_id: UUID, session: SessionDep) -> LobbyRead:
-    lobby = await session.get(Lobby, lobby_id)
-    if lobby is None:
-        raise not_found("lobby", lobby_id)
+    lobby = await get_or_404(session, Lobby, lobby_id, "lobby")
     return await read_lobby(session, lobby)
 
 
@@ -161,10 +159,7 @@ async def _upsert_participant(
         session.add(current)
     for field in ("role", "status", "presence"):
         if field in body.model_fields_set:
-            value = getattr(body, field)
-            if value is None and field != "role":
-                raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{field} cannot be null")
-            setattr(current, field, value)
+            setattr(current, field, getattr(body, field))
     await session.flush()
 
 

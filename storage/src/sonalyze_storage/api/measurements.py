@@ -19,8 +19,8 @@ from sonalyze.storage_api import (
 )
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.event_log import commit_with_events
+from sonalyze_storage.rows import conflict, get_or_404, update_versioned
 from sonalyze_storage.tables import Blob, Device, Lobby, Measurement, Recording
-from sonalyze_storage.versioning import conflict, not_found, update_versioned
 
 router = APIRouter(tags=["measurements"])
 
@@ -29,8 +29,7 @@ _FINAL = (MeasurementState.completed, MeasurementState.failed, MeasurementState.
 
 @router.post("/measurements", status_code=status.HTTP_201_CREATED, response_model=MeasurementRead)
 async def create_measurement(body: MeasurementCreate, session: SessionDep) -> Measurement:
-    if await session.get(Lobby, body.lobby_id) is None:
-        raise not_found("lobby", body.lobby_id)
+    await get_or_404(session, Lobby, body.lobby_id, "lobby")
     measurement = Measurement(lobby_id=body.lobby_id, spec=body.spec)
     session.add(measurement)
     await session.flush()
@@ -41,17 +40,13 @@ async def create_measurement(body: MeasurementCreate, session: SessionDep) -> Me
 
 @router.get("/measurements/{measurement_id}", response_model=MeasurementRead)
 async def get_measurement(measurement_id: UUID, session: SessionDep) -> Measurement:
-    measurement = await session.get(Measurement, measurement_id)
-    if measurement is None:
-        raise not_found("measurement", measurement_id)
-    return measurement
+    return await get_or_404(session, Measurement, measurement_id, "measurement")
 
 
 @router.get("/lobbies/{lobby_id}/measurements", response_model=list[MeasurementRead])
 async def lobby_measurements(lobby_id: UUID, session: SessionDep) -> list[Measurement]:
     """A lobby's measurements, newest first."""
-    if await session.get(Lobby, lobby_id) is None:
-        raise not_found("lobby", lobby_id)
+    await get_or_404(session, Lobby, lobby_id, "lobby")
     query = (
         select(Measurement)
         .where(col(Measurement.lobby_id) == lobby_id)
@@ -92,8 +87,7 @@ async def create_recording(
         (Device, body.device_id, "device"),
         (Blob, body.blob_id, "blob"),
     ):
-        if await session.get(table, ident) is None:
-            raise not_found(what, ident)
+        await get_or_404(session, table, ident, what)
     recording = Recording(
         measurement_id=measurement_id,
         device_id=body.device_id,
@@ -114,8 +108,7 @@ async def create_recording(
 
 @router.get("/measurements/{measurement_id}/recordings", response_model=list[RecordingRead])
 async def measurement_recordings(measurement_id: UUID, session: SessionDep) -> list[Recording]:
-    if await session.get(Measurement, measurement_id) is None:
-        raise not_found("measurement", measurement_id)
+    await get_or_404(session, Measurement, measurement_id, "measurement")
     query = (
         select(Recording)
         .where(col(Recording.measurement_id) == measurement_id)
@@ -126,10 +119,7 @@ async def measurement_recordings(measurement_id: UUID, session: SessionDep) -> l
 
 @router.get("/recordings/{recording_id}", response_model=RecordingRead)
 async def get_recording(recording_id: UUID, session: SessionDep) -> Recording:
-    recording = await session.get(Recording, recording_id)
-    if recording is None:
-        raise not_found("recording", recording_id)
-    return recording
+    return await get_or_404(session, Recording, recording_id, "recording")
 
 
 @router.patch("/recordings/{recording_id}", response_model=RecordingRead)

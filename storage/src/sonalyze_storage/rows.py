@@ -1,4 +1,5 @@
-"""Optimistic concurrency: change a row only if it is still at the version the caller read."""
+"""Row access for the API: fetch-or-404, and optimistic concurrency (change a row only if it
+is still at the version the caller read)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ def not_found(what: str, ident: object) -> HTTPException:
 
 def conflict(message: str) -> HTTPException:
     return HTTPException(status.HTTP_409_CONFLICT, message)
+
+
+async def get_or_404(session: AsyncSession, table: type[T], ident: object, what: str) -> T:
+    """The row of ``table`` with primary key ``ident``, or a 404 naming ``what``."""
+    row = await session.get(table, ident)
+    if row is None:
+        raise not_found(what, ident)
+    return row
 
 
 async def update_versioned(
