@@ -285,9 +285,3 @@ class SimulationJobRead(_Out):
     version: int
     created_at: datetime
     updated_at: datetime
-
-
-class Problem(BaseModel):
-    """The body of every error storage answers (besides FastAPI's 422 validation details)."""
-
-    detail: str
