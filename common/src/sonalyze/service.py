@@ -78,10 +78,15 @@ def serve(service: str, create_app: Callable[[S], FastAPI], settings: S) -> None
 
 
 def storage_backed_app(
-    *, service: str, settings: StorageClientSettings, description: str = ""
+    *,
+    service: str,
+    settings: StorageClientSettings,
+    description: str = "",
+    on_start: Callable[[FastAPI], None] = lambda app: None,
 ) -> FastAPI:
     """An app whose peer is storage: ``app.state.storage`` is a :class:`StorageClient` while
-    the app runs, and the app is ready when storage is."""
+    the app runs, and the app is ready when storage is. ``on_start(app)`` runs once the
+    client exists, to build what the service keeps in ``app.state``."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -92,6 +97,7 @@ def storage_backed_app(
             settings.storage_timeout_s,
         ) as client:
             app.state.storage = client
+            on_start(app)
             yield
 
     async def storage_ready() -> None:

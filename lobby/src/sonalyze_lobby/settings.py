@@ -11,3 +11,4 @@ class LobbySettings(StorageClientSettings):
     """Settings of the lobby service."""
 
     port: int = Field(8081, ge=1, le=65535)
+    max_members: int = Field(10, ge=2, le=100, description="Members a lobby may hold.")

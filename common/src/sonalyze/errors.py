@@ -1,0 +1,59 @@
+"""The documented error codes, shared by the services' HTTP APIs and the phone protocol.
+
+A service refuses a request by raising :class:`ServiceError`; :func:`install_error_handler`
+turns it into an HTTP answer ``{"code", "message"}`` with the status that fits the code, and a
+caller maps that body back to the same code.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+class ErrorCode(StrEnum):
+    bad_request = "bad_request"
+    unauthorized = "unauthorized"
+    forbidden = "forbidden"
+    not_found = "not_found"
+    conflict = "conflict"
+    rate_limited = "rate_limited"
+    too_large = "too_large"
+    unavailable = "unavailable"
+    internal = "internal"
+
+
+HTTP_STATUS = {
+    ErrorCode.bad_request: 400,
+    ErrorCode.unauthorized: 401,
+    ErrorCode.forbidden: 403,
+    ErrorCode.not_found: 404,
+    ErrorCode.conflict: 409,
+    ErrorCode.rate_limited: 429,
+    ErrorCode.too_large: 413,
+    ErrorCode.unavailable: 503,
+    ErrorCode.internal: 500,
+}
+
+
+class ServiceError(Exception):
+    """A refusal with a documented code and a message meant for the user."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def install_error_handler(app: FastAPI) -> None:
+    """Answer every :class:`ServiceError` as ``{"code", "message"}`` with its HTTP status."""
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ServiceError)
+        return JSONResponse(
+            {"code": exc.code.value, "message": exc.message}, status_code=HTTP_STATUS[exc.code]
+        )
+
+    app.add_exception_handler(ServiceError, handle)

@@ -1,0 +1,79 @@
+"""Lobby commands against storage: read, decide by :mod:`sonalyze_lobby.rules`, write with the
+version read, and decide again on fresh data when another change got there first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+from sonalyze.errors import ErrorCode, ServiceError
+from sonalyze.storage_api import LobbyChange, LobbyChanged, LobbyCreate, LobbyRead
+from sonalyze.storage_client import StorageClient, StorageConflict, StorageNotFound
+from sonalyze_lobby import rules
+
+Decide = Callable[[LobbyRead], LobbyChange | None]
+
+
+class Lobbies:
+    """The lobby service's operations; ``attempts`` bounds retries after lost races."""
+
+    def __init__(self, storage: StorageClient, max_members: int, attempts: int = 20) -> None:
+        self._storage = storage
+        self._max_members = max_members
+        self._attempts = attempts
+
+    async def create(self, device_id: UUID, name: str | None) -> LobbyChanged:
+        """A new open lobby with a fresh join code, hosted by ``device_id``."""
+        await self._device(device_id)
+        for _ in range(self._attempts):
+            body = LobbyCreate(
+                code=rules.new_join_code(),
+                host_device_id=device_id,
+                name=name,
+                max_members=self._max_members,
+                events=[
+                    rules.event("lobby.created", host_device_id=device_id, name=name),
+                    rules.event("participant.joined", device_id=device_id),
+                ],
+            )
+            try:
+                return await self._storage.create_lobby(body)
+            except StorageConflict:
+                continue  # the code is taken by an open lobby: draw another
+        raise ServiceError(ErrorCode.unavailable, "no free join code found; try again")
+
+    async def get(self, lobby_id: UUID) -> LobbyRead:
+        try:
+            return await self._storage.get_lobby(lobby_id)
+        except StorageNotFound:
+            raise ServiceError(ErrorCode.not_found, f"lobby {lobby_id} not found") from None
+
+    async def join(self, device_id: UUID, typed_code: str) -> LobbyChanged:
+        code = rules.normalize_code(typed_code)
+        await self._device(device_id)
+        try:
+            lobby = await self._storage.get_open_lobby_by_code(code)
+        except StorageNotFound:
+            raise ServiceError(ErrorCode.not_found, f"no open lobby has the code {code}") from None
+        return await self.apply(lobby.id, lambda lobby: rules.join(lobby, device_id))
+
+    async def apply(self, lobby_id: UUID, decide: Decide) -> LobbyChanged:
+        """Decide on the lobby as it is now and write the change; again if it moved meanwhile."""
+        for _ in range(self._attempts):
+            lobby = await self.get(lobby_id)
+            if lobby.closed_at is not None:
+                raise ServiceError(ErrorCode.not_found, f"lobby {lobby_id} is closed")
+            change = decide(lobby)
+            if change is None:
+                return LobbyChanged(lobby=lobby, events=[])
+            try:
+                return await self._storage.change_lobby(lobby_id, change)
+            except StorageConflict:
+                continue  # another change came first: decide again on what it left
+        raise ServiceError(ErrorCode.conflict, "the lobby kept changing; try again")
+
+    async def _device(self, device_id: UUID) -> None:
+        try:
+            await self._storage.get_device(device_id)
+        except StorageNotFound:
+            raise ServiceError(ErrorCode.not_found, f"device {device_id} not found") from None
