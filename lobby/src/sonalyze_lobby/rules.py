@@ -107,6 +107,13 @@ def _change(lobby: LobbyRead, **fields: Any) -> LobbyChange:
     return LobbyChange(expected_version=lobby.version, **fields)
 
 
+def _participant_change(lobby: LobbyRead, upsert: ParticipantUpsert, said: EventIn) -> LobbyChange:
+    """Change one participant, announce it, and move the workflow if readiness changed."""
+    change = _change(lobby, upsert_participants=[upsert], events=[said])
+    _with_workflow(lobby, change, _apply_upsert(lobby.participants, upsert))
+    return change
+
+
 def _apply_upsert(
     participants: list[ParticipantRead], upsert: ParticipantUpsert
 ) -> list[ParticipantRead]:
@@ -170,16 +177,11 @@ def assign_role(lobby: LobbyRead, by: UUID, device_id: UUID, role: Role) -> Lobb
         raise ServiceError(ErrorCode.conflict, "roles are fixed while a measurement runs")
     if member.role == role:
         return None
-    upsert = ParticipantUpsert(device_id=device_id, role=role)
-    change = _change(
+    return _participant_change(
         lobby,
-        upsert_participants=[upsert],
-        events=[
-            event("role.updated", device_id=device_id, role=role.value, status=member.status.value)
-        ],
+        ParticipantUpsert(device_id=device_id, role=role),
+        event("role.updated", device_id=device_id, role=role.value, status=member.status.value),
     )
-    _with_workflow(lobby, change, _apply_upsert(lobby.participants, upsert))
-    return change
 
 
 def update_status(
@@ -189,15 +191,12 @@ def update_status(
     member = _member(lobby, device_id)
     if member.status == status:
         return None
-    upsert = ParticipantUpsert(device_id=device_id, status=status)
     role = member.role.value if member.role else None
-    change = _change(
+    return _participant_change(
         lobby,
-        upsert_participants=[upsert],
-        events=[event("role.updated", device_id=device_id, role=role, status=status.value)],
+        ParticipantUpsert(device_id=device_id, status=status),
+        event("role.updated", device_id=device_id, role=role, status=status.value),
     )
-    _with_workflow(lobby, change, _apply_upsert(lobby.participants, upsert))
-    return change
 
 
 def update_presence(lobby: LobbyRead, device_id: UUID, presence: Presence) -> LobbyChange | None:
@@ -205,14 +204,11 @@ def update_presence(lobby: LobbyRead, device_id: UUID, presence: Presence) -> Lo
     member = _member(lobby, device_id)
     if member.presence == presence:
         return None
-    upsert = ParticipantUpsert(device_id=device_id, presence=presence)
-    change = _change(
+    return _participant_change(
         lobby,
-        upsert_participants=[upsert],
-        events=[event("participant.presence", device_id=device_id, presence=presence.value)],
+        ParticipantUpsert(device_id=device_id, presence=presence),
+        event("participant.presence", device_id=device_id, presence=presence.value),
     )
-    _with_workflow(lobby, change, _apply_upsert(lobby.participants, upsert))
-    return change
 
 
 def lock(lobby: LobbyRead, by: UUID, locked: bool) -> LobbyChange | None:
