@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import signal
@@ -93,6 +94,23 @@ def test_up_serves_all_five_services_and_stops_cleanly_on_sigint(tmp_path: Path)
     for url in urls.values():
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{url}/livez")
+    assert not (data_dir / "postmaster.pid").exists(), "Postgres was stopped"
+
+
+def test_up_stops_postgres_on_sighup_even_after_a_killed_run(tmp_path: Path) -> None:
+    port, data_dir = free_port(), tmp_path / "pg"
+    with sonalyze_up("--port", str(port), "--data-dir", str(data_dir)) as stack:
+        start(stack, port)
+        stack.process.send_signal(signal.SIGINT)
+        assert stack.process.wait(30) == 0
+    # A run killed with SIGKILL never lets go of the embedded server: its PID stays behind.
+    killed = subprocess.Popen(["true"])
+    killed.wait()
+    (data_dir / ".handle_pids.json").write_text(json.dumps([killed.pid]))
+    with sonalyze_up("--port", str(port), "--data-dir", str(data_dir)) as stack:
+        start(stack, port)
+        stack.process.send_signal(signal.SIGHUP)  # the terminal was closed
+        assert stack.process.wait(30) == 0
     assert not (data_dir / "postmaster.pid").exists(), "Postgres was stopped"
 
 

@@ -161,7 +161,7 @@ def cases(w: dict[str, str]) -> list[tuple[str, str, dict, int, str]]:
             "POST",
             "/v1/simulation-jobs",
             {"json": {"client_request_id": "r", "spec": {}, "events": [{"type": "x"}]}},
-            409,
+            422,
             "without a lobby",
         ),
         (
@@ -179,6 +179,39 @@ def cases(w: dict[str, str]) -> list[tuple[str, str, dict, int, str]]:
             "less_than_equal",
         ),
     ]
+
+
+def odd_values(w: dict[str, str]) -> list[tuple[str, str, dict, int, str]]:
+    """Values JSON can carry but Postgres cannot store, and bodies too large to announce."""
+    events_url = f"/v1/lobbies/{w['lobby']}/events"
+
+    def payload(value: bytes) -> dict:
+        body = b'{"events": [{"type": "x", "payload": {"a": %s}}]}' % value
+        return {"headers": JSON, "content": body}
+
+    unannounced = {"headers": JSON, "content": (b" " * 4096 for _ in range(64))}
+    return [
+        ("POST", events_url, payload(b'"nul\\u0000"'), 422, "cannot store"),
+        ("POST", events_url, payload(b"NaN"), 422, "cannot store"),
+        ("POST", events_url, payload(b"1e400"), 422, "cannot store"),
+        ("POST", events_url, payload(b'"\\ud800"'), 422, "cannot store"),
+        ("GET", "/v1/lobbies/by-code/AB%00CD", {}, 422, "cannot store"),
+        ("POST", events_url, unannounced, 413, "exceeds the limit"),
+        ("POST", "/v1/blobs/00000000-0000-0000-0000-000000000000/complete",
+         {"json": {"chunk_count": 10**9}}, 422, "less_than_equal"),
+    ]  # fmt: skip
+
+
+def test_odd_values_are_refused_clearly_and_change_nothing(
+    api: httpx.Client, world: dict[str, str], snapshot
+) -> None:
+    before = snapshot()
+    for method, url, kwargs, status, words in odd_values(world):
+        response = api.request(method, url, **kwargs)
+        assert response.status_code == status, (url, kwargs, response.text)
+        assert words in response.text, (url, response.text)
+    assert api.get("/livez").status_code == 200, "the connection survived"
+    assert snapshot() == before
 
 
 def test_each_bad_request_is_refused_clearly_and_changes_nothing(

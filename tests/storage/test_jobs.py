@@ -92,7 +92,7 @@ def test_analysis_events_go_to_the_measurements_lobby(api: httpx.Client) -> None
     ]
 
 
-def test_events_on_analysis_without_measurement_are_409_and_change_nothing(
+def test_events_on_analysis_without_measurement_are_422_and_change_nothing(
     api: httpx.Client, snapshot
 ) -> None:
     created = analysis(api)
@@ -101,7 +101,7 @@ def test_events_on_analysis_without_measurement_are_409_and_change_nothing(
         f"/v1/analyses/{created['id']}",
         json={"expected_version": 1, "state": "running", "events": events(1)},
     )
-    assert response.status_code == 409
+    assert response.status_code == 422
     assert "no lobby" in response.json()["detail"]
     assert snapshot() == before
     assert api.get(f"/v1/analyses/{created['id']}").json() == created
@@ -180,7 +180,7 @@ def test_job_for_unknown_lobby_is_404_and_events_need_a_lobby(api: httpx.Client,
     assert unknown.status_code == 404
     assert f"lobby {UNKNOWN} not found" in unknown.json()["detail"]
     lobbyless = job(api, "req-2", events=events(1))
-    assert lobbyless.status_code == 409
+    assert lobbyless.status_code == 422
     assert snapshot() == before
 
 
@@ -253,13 +253,13 @@ def test_stale_job_version_is_409_and_changes_nothing(api: httpx.Client, snapsho
     assert api.get(url).json()["progress"] == 0.0
 
 
-def test_events_on_job_without_lobby_are_409_and_change_nothing(
+def test_events_on_job_without_lobby_are_422_and_change_nothing(
     api: httpx.Client, snapshot
 ) -> None:
     url = f"/v1/simulation-jobs/{job(api).json()['id']}"
     before = snapshot()
     refused = api.patch(url, json={"expected_version": 1, "state": "running", "events": events(1)})
-    assert refused.status_code == 409
+    assert refused.status_code == 422
     assert snapshot() == before
 
 

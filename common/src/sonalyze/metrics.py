@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -14,7 +13,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PREFIX = "sonalyze"
 
@@ -38,7 +37,7 @@ class HttpMetrics:
         )
         self.latency = Histogram(
             f"{PREFIX}_http_request_duration_seconds",
-            "Time to the response's first byte, by method and route template.",
+            "Time to handle a request, to the end of its response, by method and route.",
             ["service", "method", "route"],
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
@@ -46,24 +45,38 @@ class HttpMetrics:
         self._service = service
 
     def install(self, app: FastAPI) -> None:
-        """Add the middleware that observes every request of ``app``."""
+        """Observe every HTTP request of ``app`` (a plain ASGI middleware: it passes the
+        request's body through untouched)."""
+        app.add_middleware(_Observe, metrics=self)
 
-        @app.middleware("http")
-        async def observe(
-            request: Request, call_next: Callable[[Request], Awaitable[Response]]
-        ) -> Response:
-            start = time.perf_counter()
-            status = 500
-            try:
-                response = await call_next(request)
-                status = response.status_code
-                return response
-            finally:
-                route = route_label(request.scope)
-                self.latency.labels(self._service, request.method, route).observe(
-                    time.perf_counter() - start
-                )
-                self.requests.labels(self._service, request.method, route, str(status)).inc()
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        route = route_label(scope)
+        self.latency.labels(self._service, scope["method"], route).observe(seconds)
+        self.requests.labels(self._service, scope["method"], route, str(status)).inc()
+
+
+class _Observe:
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            self.metrics.observe(scope, status, time.perf_counter() - start)
 
 
 def route_label(scope: Scope) -> str:

@@ -33,6 +33,10 @@ ClientRequestId = Annotated[str, StringConstraints(min_length=1, max_length=128)
 Version = Annotated[int, Field(ge=1, description="The version the change was based on.")]
 
 
+MAX_CHUNKS = 1_000_001
+"""Chunk indexes run from 0 to 1,000,000."""
+
+
 class _In(BaseModel):
     """Request bodies refuse unknown fields, so a misspelt field is an error, not a no-op."""
 
@@ -181,7 +185,7 @@ class ChunkWritten(BaseModel):
 class BlobComplete(_In):
     """Seal a blob: its chunks must be exactly 0..chunk_count-1."""
 
-    chunk_count: int = Field(ge=1)
+    chunk_count: int = Field(ge=1, le=MAX_CHUNKS)
 
 
 # Measurements and recordings ------------------------------------------------------------------

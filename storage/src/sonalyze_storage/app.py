@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sonalyze.auth import require_internal_token
@@ -41,6 +43,33 @@ class PoolCollector(Collector):
             gauge.add_metric(["in_use"], pool.checkedout())  # type: ignore[attr-defined]
             gauge.add_metric(["idle"], pool.checkedin())  # type: ignore[attr-defined]
         yield gauge
+
+
+def _install_database_error_handlers(app: FastAPI) -> None:
+    """Answer what the database refuses as the client's fault (422) or as a passing overload
+    (503), never as a 500; the request's transaction is rolled back either way."""
+
+    async def unstorable(request: Request, exc: Exception) -> JSONResponse:
+        reason = getattr(exc, "orig", exc)
+        return JSONResponse(
+            {"detail": f"the database cannot store this value: {str(reason).splitlines()[0]}"},
+            status_code=422,
+        )
+
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "the database is busy or unreachable; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    # NUL characters, NaN or infinite numbers, text that is not valid Unicode.
+    app.add_exception_handler(sa_exc.DataError, unstorable)
+    app.add_exception_handler(UnicodeEncodeError, unstorable)
+    # The pool had no free connection in time, or Postgres does not answer.
+    app.add_exception_handler(sa_exc.TimeoutError, unavailable)
+    app.add_exception_handler(sa_exc.OperationalError, unavailable)
+    app.add_exception_handler(sa_exc.InterfaceError, unavailable)
 
 
 def create_app(settings: StorageSettings) -> FastAPI:
@@ -79,6 +108,7 @@ def create_app(settings: StorageSettings) -> FastAPI:
         description="The only owner of Postgres: lobbies, measurements, blobs, jobs, event log.",
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    _install_database_error_handlers(app)
     app.state.registry.register(PoolCollector(app))
     api = APIRouter(prefix="/v1", dependencies=[Depends(require_internal_token)])
     for module in (devices, lobbies, events, blobs, measurements, jobs):

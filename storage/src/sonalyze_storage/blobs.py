@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Protocol
 from uuid import UUID
 
@@ -121,23 +122,17 @@ class PostgresBlobStore:
                 if blob.chunk_count == chunk_count:
                     return blob
                 raise BlobError("conflict", f"blob is complete with {blob.chunk_count} chunks")
-            indexes = set(
-                (
-                    await session.exec(
-                        select(BlobChunk.idx).where(col(BlobChunk.blob_id) == blob_id)
-                    )
-                ).all()
-            )
-            missing = sorted(set(range(chunk_count)) - indexes)
-            extra = sorted(i for i in indexes if i >= chunk_count)
-            if missing or extra:
-                raise BlobError(
-                    "conflict",
-                    f"cannot complete with {chunk_count} chunks: missing {missing[:20]}"
-                    f"{', ...' if len(missing) > 20 else ''}; beyond the end {extra[:20]}",
+            indexes = (
+                await session.exec(
+                    select(BlobChunk.idx)
+                    .where(col(BlobChunk.blob_id) == blob_id)
+                    .order_by(col(BlobChunk.idx))
                 )
+            ).all()
+            if len(indexes) != chunk_count or (indexes and indexes[-1] != chunk_count - 1):
+                raise BlobError("conflict", _gaps(indexes, chunk_count))
             digest = hashlib.sha256()
-            async for data in _chunks(session, blob_id):
+            async for data in _chunks(lambda: nullcontext(session), blob_id):
                 digest.update(data)
             blob.state = BlobState.complete
             blob.sha256 = digest.hexdigest()
@@ -149,9 +144,8 @@ class PostgresBlobStore:
     async def read(self, blob: Blob) -> AsyncIterator[bytes]:
         if blob.state != BlobState.complete:
             raise BlobError("conflict", "blob is still being written")
-        async with self._sessions() as session:
-            async for data in _chunks(session, blob.id):
-                yield data
+        async for data in _chunks(self._sessions, blob.id):
+            yield data
 
 
 async def _blob(session: AsyncSession, blob_id: UUID, lock: bool = False) -> Blob:
@@ -164,17 +158,35 @@ async def _blob(session: AsyncSession, blob_id: UUID, lock: bool = False) -> Blo
     return blob
 
 
-async def _chunks(session: AsyncSession, blob_id: UUID) -> AsyncIterator[bytes]:
+def _gaps(indexes: Sequence[int], chunk_count: int, shown: int = 20) -> str:
+    """Say which chunks keep a blob of ``chunk_count`` chunks from being complete."""
+    present = set(indexes)
+    missing = []
+    for index in range(chunk_count):
+        if index not in present:
+            missing.append(index)
+            if len(missing) == shown:
+                break
+    beyond = [i for i in indexes if i >= chunk_count][:shown]
+    return f"cannot complete with {chunk_count} chunks: missing {missing}; beyond the end {beyond}"
+
+
+async def _chunks(
+    sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]], blob_id: UUID
+) -> AsyncIterator[bytes]:
+    """The chunks in order, read in batches, each batch in a session of its own (``sessions``
+    makes them), so that a slow reader holds no connection while it consumes a batch."""
     start = 0
     while True:
-        rows = (
-            await session.exec(
-                select(BlobChunk.idx, BlobChunk.data)
-                .where(col(BlobChunk.blob_id) == blob_id, col(BlobChunk.idx) >= start)
-                .order_by(col(BlobChunk.idx))
-                .limit(_READ_BATCH)
-            )
-        ).all()
+        async with sessions() as session:
+            rows = (
+                await session.exec(
+                    select(BlobChunk.idx, BlobChunk.data)
+                    .where(col(BlobChunk.blob_id) == blob_id, col(BlobChunk.idx) >= start)
+                    .order_by(col(BlobChunk.idx))
+                    .limit(_READ_BATCH)
+                )
+            ).all()
         for idx, data in rows:
             yield data
             start = idx + 1

@@ -23,6 +23,10 @@ def conflict(message: str) -> HTTPException:
     return HTTPException(status.HTTP_409_CONFLICT, message)
 
 
+def unprocessable(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, message)
+
+
 async def get_or_404(session: AsyncSession, table: type[T], ident: object, what: str) -> T:
     """The row of ``table`` with primary key ``ident``, or a 404 naming ``what``."""
     row = await session.get(table, ident)

@@ -22,9 +22,14 @@ class Console:
         self._lock = threading.Lock()
 
     def line(self, text: str) -> None:
+        """Write one line; if the reader went away (``| head``), drop the line, so that the
+        services writing into us never block."""
         with self._lock:
-            self._out.write(text + "\n")
-            self._out.flush()
+            try:
+                self._out.write(text + "\n")
+                self._out.flush()
+            except (BrokenPipeError, ValueError):
+                pass
 
 
 class ServiceProcess:
@@ -80,24 +85,31 @@ class ServiceProcess:
         if self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
 
-    def stop(self, timeout: float) -> int:
-        """SIGTERM, then SIGKILL if the service has not exited after ``timeout`` seconds."""
+    def stop(self, timeout: float) -> int | None:
+        """SIGTERM, then SIGKILL if the service has not exited after ``timeout`` seconds;
+        the exit code, or None if even SIGKILL did not end it in time."""
         self.terminate()
         try:
             return self.wait(timeout)
         except subprocess.TimeoutExpired:
             self._process.kill()
+        try:
             return self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
 
-def wait_ready(services: list[ServiceProcess], timeout: float) -> list[ServiceProcess]:
-    """Poll until every service is ready; returns the ones that are not (empty on success)."""
+def wait_ready(
+    services: list[ServiceProcess], timeout: float, stop: threading.Event
+) -> list[ServiceProcess]:
+    """Poll until every service is ready, one has exited, ``stop`` is set or ``timeout``
+    passes; returns the services not ready (empty on success)."""
     deadline = time.monotonic() + timeout
     pending = list(services)
-    while pending and time.monotonic() < deadline:
+    while pending and time.monotonic() < deadline and not stop.is_set():
         if any(s.exit_code() is not None for s in services):
             break
         pending = [s for s in pending if not s.is_ready()]
         if pending:
-            time.sleep(0.2)
+            stop.wait(0.2)
     return pending

@@ -79,7 +79,8 @@ def run_up(options: UpOptions, console: Console) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: closing the terminal must not leave the services and Postgres behind.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
 
     postgres = None
@@ -111,7 +112,7 @@ def run_up(options: UpOptions, console: Console) -> int:
             if name == "storage":
                 env["SONALYZE_DATABASE_URL"] = database_url
             services.append(ServiceProcess(name, f"sonalyze_{name}", ports[name], env, console))
-        unready = wait_ready(services, options.ready_timeout_s)
+        unready = wait_ready(services, options.ready_timeout_s, stop)
         if stop.is_set():
             return 0
         if unready:

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, HTTPException, Path, Request, status
 from fastapi.responses import StreamingResponse
 
-from sonalyze.storage_api import BlobComplete, BlobCreate, BlobRead, ChunkWritten
+from sonalyze.storage_api import MAX_CHUNKS, BlobComplete, BlobCreate, BlobRead, ChunkWritten
 from sonalyze_storage.blobs import BlobError, BlobStore
 
 router = APIRouter(prefix="/blobs", tags=["blobs"])
@@ -57,7 +57,7 @@ async def get_blob(blob_id: UUID, request: Request) -> BlobRead:
 )
 async def put_chunk(
     blob_id: UUID,
-    index: Annotated[int, Path(ge=0, le=1_000_000)],
+    index: Annotated[int, Path(ge=0, le=MAX_CHUNKS - 1)],
     request: Request,
     x_content_crc32: Annotated[
         int | None, Header(ge=0, le=0xFFFFFFFF, description="CRC32 of the body (decimal).")

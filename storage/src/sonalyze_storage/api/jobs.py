@@ -19,7 +19,7 @@ from sonalyze.storage_api import (
 )
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.event_log import commit_with_events
-from sonalyze_storage.rows import conflict, get_or_404, update_versioned
+from sonalyze_storage.rows import conflict, get_or_404, unprocessable, update_versioned
 from sonalyze_storage.tables import Analysis, Lobby, Measurement, SimulationJob
 
 router = APIRouter(tags=["jobs"])
@@ -40,7 +40,7 @@ def _job_values(body: JobUpdate) -> dict[str, object]:
 async def _commit(session: AsyncSession, lobby_id: UUID | None, body: JobUpdate) -> None:
     if body.events and lobby_id is None:
         await session.rollback()
-        raise conflict("this job belongs to no lobby, so it cannot carry events")
+        raise unprocessable("this job belongs to no lobby, so it cannot carry events")
     await commit_with_events(session, lobby_id, body.events)
 
 
@@ -92,7 +92,7 @@ async def create_simulation_job(
     """Queue a job, idempotently by ``client_request_id``: the same request again answers 200
     with the existing job; the same id with another request is refused with 409."""
     if body.events and body.lobby_id is None:
-        raise conflict("a job without a lobby cannot carry events")
+        raise unprocessable("a job without a lobby cannot carry events")
     existing = await _by_request_id(session, body.client_request_id)
     if existing is not None:
         return _same_request(existing, body, response)

@@ -124,7 +124,10 @@ async def change_lobby(lobby_id: UUID, body: LobbyChange, session: SessionDep) -
     lobby = await session.get(Lobby, lobby_id)
     if lobby is not None and lobby.closed_at is not None:
         raise conflict(f"lobby {lobby_id} is closed")
-    await update_versioned(session, Lobby, lobby_id, body.expected_version, values, "lobby")
+    row = await update_versioned(session, Lobby, lobby_id, body.expected_version, values, "lobby")
+    if row.closed_at is not None and not body.close:
+        # Closed by a change that committed between the check above and this update.
+        raise conflict(f"lobby {lobby_id} is closed")
     await _remove_participants(session, lobby_id, body.remove_participants)
     for upsert in body.upsert_participants:
         await _upsert_participant(session, lobby_id, upsert)
