@@ -1,0 +1,80 @@
+"""Protocol v1: what a client may send, and the typed refusals of everything else."""
+
+from __future__ import annotations
+
+import json
+from uuid import uuid4
+
+import pytest
+
+from sonalyze import protocol
+from sonalyze.errors import ErrorCode, ServiceError
+
+
+def frame(type_: str, payload: object = None, **fields: object) -> str:
+    body = {"v": 1, "type": type_, "id": "c1", **fields}
+    if payload is not None:
+        body["payload"] = payload
+    return json.dumps(body)
+
+
+def refused(text: str, code: ErrorCode = ErrorCode.bad_request) -> str:
+    with pytest.raises(ServiceError) as info:
+        protocol.parse_command(text)
+    assert info.value.code == code
+    return info.value.message
+
+
+@pytest.mark.parametrize(
+    ("type_", "payload"),
+    [
+        ("hello", {}),
+        ("hello", {"token": "abc"}),
+        ("lobby.create", {"name": "Hall"}),
+        ("lobby.join", {"code": "ABC-DEFG"}),
+        ("lobby.leave", None),
+        ("role.assign", {"device_id": str(uuid4()), "role": "microphone"}),
+        ("role.update", {"status": "ready"}),
+        ("resume", {"lobby_id": str(uuid4()), "after_seq": 0}),
+        ("ping", None),
+        ("time.sync", {"t0": 1732437000123.5}),
+    ],
+)
+def test_every_command_parses_to_its_payload_model(type_: str, payload: object) -> None:
+    command = protocol.parse_command(frame(type_, payload))
+    assert command.envelope.id == "c1"
+    assert isinstance(command.payload, protocol.COMMANDS[type_])
+
+
+def test_malformed_frames_get_bad_request_naming_the_problem() -> None:
+    assert refused("{not json").startswith("not JSON")
+    assert "v:" in refused(json.dumps({"v": 2, "type": "ping", "id": "x"}))
+    assert "needs an id" in refused(json.dumps({"v": 1, "type": "ping"}))
+    assert "unknown message type lobby.dance" in refused(frame("lobby.dance"))
+    assert "payload.code" in refused(frame("lobby.join", {}))
+    assert "payload.role" in refused(
+        frame("role.assign", {"device_id": str(uuid4()), "role": "dj"})
+    )
+    assert "payload.after_seq" in refused(
+        frame("resume", {"lobby_id": str(uuid4()), "after_seq": -1})
+    )
+    assert "payload.extra" in refused(frame("ping", {"extra": 1}))
+    assert "colour" in refused(frame("ping", None, colour="red"))
+    assert "id" in refused(frame("ping", None, id="x" * 65))
+
+
+def test_feature_commands_are_unavailable_until_their_services_exist() -> None:
+    for type_ in ("measurement.start", "analysis.request", "simulation.request"):
+        assert "not available yet" in refused(frame(type_, {}), ErrorCode.unavailable)
+
+
+def test_close_codes_split_into_reconnect_and_do_not_reconnect() -> None:
+    again = {c for c in protocol.CloseCode if protocol.should_reconnect(c)}
+    assert again == {
+        protocol.CloseCode.going_away,
+        protocol.CloseCode.slow_consumer,
+        protocol.CloseCode.idle_timeout,
+        protocol.CloseCode.internal_error,
+    }
+    assert all(4000 <= c < 4200 for c in protocol.CloseCode)
+    assert not protocol.should_reconnect(1000)
