@@ -70,7 +70,7 @@ def _migrate(database_url: str, console: Console) -> bool:
 
 
 def run_up(options: UpOptions, console: Console) -> int:
-    """Start everything, print the ready lines, and run until SIGINT or SIGTERM."""
+    """Start everything, print the ready lines, and run until SIGINT, SIGTERM or SIGHUP."""
     if not _port_is_free(options.host_port):
         console.line(f"error: port {options.host_port} is in use; choose another with --port")
         return 2
@@ -115,6 +115,10 @@ def run_up(options: UpOptions, console: Console) -> int:
         unready = wait_ready(services, options.ready_timeout_s, stop)
         if stop.is_set():
             return 0
+        exited = [s for s in services if s.exit_code() is not None]
+        if exited:
+            console.line(f"error: {exited[0].name} exited with code {exited[0].exit_code()}")
+            return 1
         if unready:
             names = ", ".join(s.name for s in unready)
             console.line(f"error: not ready after {options.ready_timeout_s:.0f} s: {names}")
