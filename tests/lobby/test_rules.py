@@ -16,8 +16,12 @@ from sonalyze_lobby import rules
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+CONN = UUID(int=1000)
+
+
 def member(i: int, role: Role | None = None, ready: bool = False, online: bool = True):
     return ParticipantRead(
+        connection_id=CONN,
         device_id=UUID(int=i + 1),
         role=role,
         status=ParticipantStatus.ready if ready else ParticipantStatus.not_ready,
@@ -109,9 +113,29 @@ def test_workflow_becomes_ready_when_a_speaker_and_a_microphone_are_ready_and_on
     assert change.events[-1].type == "workflow.changed"
     ready_mic = member(1, Role.microphone, ready=True)
     gone = rules.update_presence(
-        lobby(host, ready_mic, state=WorkflowState.ready), mic.device_id, Presence.offline
+        lobby(host, ready_mic, state=WorkflowState.ready), mic.device_id, Presence.offline, CONN
     )
     assert gone is not None and gone.workflow_state == WorkflowState.idle
+
+
+def test_presence_follows_the_newest_connection() -> None:
+    host, phone = member(0), member(1)
+    newer = uuid4()
+    moved = rules.update_presence(lobby(host, phone), phone.device_id, Presence.online, newer)
+    assert moved is not None and moved.events == [], "a new connection while online is silent"
+    assert moved.upsert_participants[0].connection_id == newer
+    moved_phone = phone.model_copy(update={"connection_id": newer})
+    # The old connection's close, seen late, changes nothing; the new one's close does.
+    assert (
+        rules.update_presence(lobby(host, moved_phone), phone.device_id, Presence.offline, CONN)
+        is None
+    )
+    gone = rules.update_presence(lobby(host, moved_phone), phone.device_id, Presence.offline, newer)
+    assert gone is not None and [e.type for e in gone.events] == ["participant.presence"]
+    assert gone.events[0].payload == {"device_id": str(phone.device_id), "presence": "offline"}
+    offline = member(1, online=False)
+    back = rules.update_presence(lobby(host, offline), phone.device_id, Presence.online, newer)
+    assert back is not None and back.events[0].payload["presence"] == "online"
 
 
 @pytest.mark.parametrize(

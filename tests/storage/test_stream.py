@@ -102,3 +102,10 @@ def test_idle_stream_sends_keep_alives(small_batch_url: str) -> None:
 
 def test_stream_refuses_a_negative_start(api: httpx.Client) -> None:
     assert api.get("/v1/events/stream", params={"after": -1}).status_code == 422
+
+
+def test_head_is_the_newest_event_id(api: httpx.Client) -> None:
+    assert api.get("/v1/events/head").json() == {"last_id": 0}
+    lobby_id = lobby(api)["id"]
+    written = api.post(f"/v1/lobbies/{lobby_id}/events", json={"events": events(3)}).json()
+    assert api.get("/v1/events/head").json() == {"last_id": written[-1]["id"]}

@@ -41,6 +41,10 @@ class UpdateStatus(_In):
 class UpdatePresence(_In):
     device_id: UUID
     presence: Presence
+    connection_id: UUID = Field(
+        description="The reporting connection: offline from an older one than the last online "
+        "report changes nothing."
+    )
 
 
 class LockLobby(_In):

@@ -68,6 +68,12 @@ class EventRead(_Out):
     created_at: datetime
 
 
+class EventHead(BaseModel):
+    """Where the log ends now: stream from ``after=last_id`` to get only newer events."""
+
+    last_id: int = Field(ge=0)
+
+
 class EventAppend(_In):
     """Events to append to a lobby's log without another change."""
 
@@ -98,6 +104,7 @@ class ParticipantRead(_Out):
     role: Role | None
     status: ParticipantStatus
     presence: Presence
+    connection_id: UUID | None = None
     joined_at: datetime
 
 
@@ -130,6 +137,9 @@ class ParticipantUpsert(_In):
     role: Role | None = Field(None, description="null removes the role")
     status: ParticipantStatus | None = None
     presence: Presence | None = None
+    connection_id: UUID | None = Field(
+        None, description="The gateway connection that reported the presence."
+    )
 
     @model_validator(mode="after")
     def _status_and_presence_are_not_null(self) -> ParticipantUpsert:

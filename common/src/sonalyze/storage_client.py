@@ -24,6 +24,7 @@ from sonalyze.storage_api import (
     ChunkWritten,
     DeviceRead,
     EventAppend,
+    EventHead,
     EventIn,
     EventRead,
     JobUpdate,
@@ -185,6 +186,10 @@ class StorageClient:
         return await self._call(
             "GET", f"/v1/lobbies/{lobby_id}/events", list[EventRead], params=params
         )
+
+    async def events_head(self) -> int:
+        """The id of the newest event (0 when the log is empty)."""
+        return (await self._call("GET", "/v1/events/head", EventHead)).last_id
 
     async def stream_events(self, after: int = 0) -> AsyncIterator[EventRead]:
         """Every event with ``id > after``, then live ones, until the connection ends."""

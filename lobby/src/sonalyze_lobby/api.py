@@ -88,7 +88,10 @@ async def update_presence(
 ) -> LobbyChanged:
     """A member's connection came or went (the gateway reports it)."""
     return await lobbies.apply(
-        lobby_id, lambda lobby: rules.update_presence(lobby, body.device_id, body.presence)
+        lobby_id,
+        lambda lobby: rules.update_presence(
+            lobby, body.device_id, body.presence, body.connection_id
+        ),
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 from sonalyze.errors import ErrorCode, ServiceError
+from sonalyze.events import event
 from sonalyze.storage_api import LobbyChange, LobbyChanged, LobbyCreate, LobbyRead
 from sonalyze.storage_client import StorageClient, StorageConflict, StorageNotFound
 from sonalyze_lobby import rules
@@ -32,8 +33,8 @@ class Lobbies:
                 name=name,
                 max_members=self._max_members,
                 events=[
-                    rules.event("lobby.created", host_device_id=device_id, name=name),
-                    rules.event("participant.joined", device_id=device_id),
+                    event("lobby.created", host_device_id=device_id, name=name),
+                    event("participant.joined", device_id=device_id),
                 ],
             )
             try:

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from sonalyze.domain import ParticipantStatus, Presence, Role, WorkflowState
 from sonalyze.errors import ErrorCode, ServiceError
+from sonalyze.events import event
 from sonalyze.storage_api import (
     EventIn,
     LobbyChange,
@@ -58,14 +59,6 @@ def normalize_code(typed: str) -> str:
             + (f"; {''.join(wrong)} never appear in codes" if wrong else ""),
         )
     return code
-
-
-def event(kind: str, **payload: Any) -> EventIn:
-    return EventIn(type=kind, payload={k: _plain(v) for k, v in payload.items()})
-
-
-def _plain(value: Any) -> Any:
-    return str(value) if isinstance(value, UUID) else value
 
 
 def _member(lobby: LobbyRead, device_id: UUID) -> ParticipantRead:
@@ -199,15 +192,29 @@ def update_status(
     )
 
 
-def update_presence(lobby: LobbyRead, device_id: UUID, presence: Presence) -> LobbyChange | None:
-    """A member's connection came or went."""
+def update_presence(
+    lobby: LobbyRead, device_id: UUID, presence: Presence, connection_id: UUID
+) -> LobbyChange | None:
+    """A member's gateway connection ``connection_id`` came or went.
+
+    The newest connection to come online wins: an offline report from any other connection
+    (an old one, perhaps on another gateway, whose close was seen late) changes nothing.
+    """
     member = _member(lobby, device_id)
-    if member.presence == presence:
-        return None
+    if presence == Presence.offline:
+        if member.presence == Presence.offline or member.connection_id != connection_id:
+            return None
+        upsert = ParticipantUpsert(device_id=device_id, presence=presence)
+    else:
+        if member.presence == Presence.online and member.connection_id == connection_id:
+            return None
+        upsert = ParticipantUpsert(
+            device_id=device_id, presence=presence, connection_id=connection_id
+        )
+        if member.presence == Presence.online:  # a new connection, still online: no event
+            return _change(lobby, upsert_participants=[upsert])
     return _participant_change(
-        lobby,
-        ParticipantUpsert(device_id=device_id, presence=presence),
-        event("participant.presence", device_id=device_id, presence=presence.value),
+        lobby, upsert, event("participant.presence", device_id=device_id, presence=presence)
     )
 
 

@@ -99,6 +99,13 @@ async def events_after_id(session: AsyncSession, after_id: int, limit: int) -> S
     return (await session.exec(query)).all()
 
 
+async def last_event_id(session: AsyncSession) -> int:
+    """The id of the newest committed event (0 when there is none). Ids are handed out in
+    commit order, so every event committed later has a larger id."""
+    result = await session.exec(select(sa.func.coalesce(sa.func.max(Event.id), 0)))
+    return int(result.one())
+
+
 async def events_after_seq(
     session: AsyncSession, lobby_id: UUID, after_seq: int, limit: int
 ) -> Sequence[Event]:

@@ -92,6 +92,9 @@ class Participant(SQLModel, table=True):
     role: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
     status: str = Field(default="not_ready", sa_column=sa.Column(sa.String(16), nullable=False))
     presence: str = Field(default="online", sa_column=sa.Column(sa.String(16), nullable=False))
+    # The gateway connection that last reported the participant online: an offline report
+    # from an older connection (on any gateway) must not undo a newer online one.
+    connection_id: UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid))
     joined_at: datetime = Field(sa_column=_now())
 
 

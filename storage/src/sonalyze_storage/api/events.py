@@ -7,9 +7,14 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 
-from sonalyze.storage_api import EventAppend, EventRead
+from sonalyze.storage_api import EventAppend, EventHead, EventRead
 from sonalyze_storage.db import SessionDep
-from sonalyze_storage.event_log import LobbyMissing, commit_with_events, events_after_seq
+from sonalyze_storage.event_log import (
+    LobbyMissing,
+    commit_with_events,
+    events_after_seq,
+    last_event_id,
+)
 from sonalyze_storage.rows import get_or_404, not_found
 from sonalyze_storage.stream import event_stream
 from sonalyze_storage.tables import Lobby
@@ -42,6 +47,12 @@ async def lobby_events(
     await get_or_404(session, Lobby, lobby_id, "lobby")
     rows = await events_after_seq(session, lobby_id, after_seq, limit)
     return [EventRead.model_validate(r) for r in rows]
+
+
+@router.get("/events/head", response_model=EventHead)
+async def events_head(session: SessionDep) -> EventHead:
+    """The newest event's id: a reader that starts the stream here misses nothing after it."""
+    return EventHead(last_id=await last_event_id(session))
 
 
 @router.get(

@@ -160,7 +160,7 @@ async def _upsert_participant(
     if current is None:
         current = Participant(lobby_id=lobby_id, device_id=body.device_id)
         session.add(current)
-    for field in ("role", "status", "presence"):
+    for field in ("role", "status", "presence", "connection_id"):
         if field in body.model_fields_set:
             setattr(current, field, getattr(body, field))
     await session.flush()
