@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -32,11 +33,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: FastAPI, port: int | None = None) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on loopback in a thread; yields its base URL."""
+def serving(app: FastAPI, port: int | None = None, **options: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on loopback in a thread; yields its base URL.
+    ``options`` add to the :class:`uvicorn.Config` arguments."""
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
+        app,
+        **{
+            "host": "127.0.0.1",
+            "port": port,
+            "log_level": "warning",
+            "timeout_graceful_shutdown": 1,
+            **options,
+        },
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -41,10 +41,11 @@ HTTP_STATUS = {
 class ServiceError(Exception):
     """A refusal with a documented code and a message meant for the user."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, retry_after_ms: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after_ms = retry_after_ms
 
 
 def install_error_handler(app: FastAPI) -> None:

@@ -21,15 +21,21 @@ class _Event(BaseModel):
 
 
 class LobbyCreated(_Event):
+    """A lobby was created (its first event, seq 1)."""
+
     host_device_id: UUID
     name: str | None = None
 
 
 class ParticipantJoined(_Event):
+    """A device joined the lobby."""
+
     device_id: UUID
 
 
 class ParticipantLeft(_Event):
+    """A device left; the host passes on when the host leaves."""
+
     device_id: UUID
     host_device_id: UUID | None = Field(
         None, description="The host afterwards; absent when the last member left."
@@ -37,26 +43,36 @@ class ParticipantLeft(_Event):
 
 
 class ParticipantPresence(_Event):
+    """A member's connection came or went (after the presence grace)."""
+
     device_id: UUID
     presence: Presence
 
 
 class RoleUpdated(_Event):
+    """A member's role or readiness changed."""
+
     device_id: UUID
     role: Role | None
     status: ParticipantStatus
 
 
 class LobbyLocked(_Event):
+    """The host locked or unlocked the lobby."""
+
     locked: bool
 
 
 class WorkflowChanged(_Event):
+    """The measurement workflow moved."""
+
     state: WorkflowState
     previous: WorkflowState
 
 
 class LobbyClosed(_Event):
+    """The lobby closed; no more events follow."""
+
     reason: str = Field(description="Why: 'empty' when the last member left.")
 
 

@@ -1,7 +1,8 @@
 """Liveness and readiness.
 
 ``/livez`` answers while the process runs. ``/readyz`` runs the app's readiness checks (database
-reachable, peers reachable) and answers 503 with the failing checks when any fails.
+reachable, peers reachable) and answers 503 with the failing checks when any fails, and 503
+``draining`` once the process has been asked to stop (``app.state.draining``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def health_router(checks: Sequence[ReadinessCheck]) -> APIRouter:
 
     @router.get("/readyz", summary="The service can serve: its database and peers answer")
     async def readyz(request: Request) -> JSONResponse:
+        if getattr(request.app.state, "draining", False):
+            return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
         results = await asyncio.gather(*(_run(check) for check in checks))
         failures = {c.name: r for c, r in zip(checks, results, strict=True) if r is not None}
         body = {

@@ -9,14 +9,17 @@ Text frames carry JSON envelopes ``{"v": 1, "type", "id", "corr", "lobby", "seq"
 from __future__ import annotations
 
 import json
+import time
 from enum import IntEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from sonalyze.domain import ParticipantStatus, Role
+from sonalyze.domain import ParticipantStatus, Presence, Role, WorkflowState
 from sonalyze.errors import ErrorCode, ServiceError
+from sonalyze.events import EVENTS
+from sonalyze.storage_api import LobbyRead
 
 VERSION: Literal[1] = 1
 SUBPROTOCOL = "sonalyze.v1"
@@ -46,36 +49,50 @@ class _Payload(BaseModel):
 
 
 class Hello(_Payload):
+    """First message: who this device is (no token: a new device)."""
+
     token: str | None = Field(None, max_length=2048, description="A token from an earlier welcome.")
 
 
 class LobbyCreate(_Payload):
+    """Create a lobby; the sender becomes its host."""
+
     name: str | None = Field(None, max_length=80)
 
 
 class LobbyJoin(_Payload):
+    """Join the open lobby with this code (case, spaces and dashes ignored)."""
+
     code: str = Field(min_length=1, max_length=32)
 
 
 class Empty(_Payload):
-    pass
+    """No fields (lobby.leave, ping, and the ack of ping)."""
 
 
 class RoleAssign(_Payload):
+    """The host gives a member a role."""
+
     device_id: UUID
     role: Role
 
 
 class RoleUpdate(_Payload):
+    """Say whether this device is ready for the next measurement."""
+
     status: ParticipantStatus
 
 
 class Resume(_Payload):
+    """After a reconnect: every event of the lobby after after_seq, then live ones."""
+
     lobby_id: UUID
     after_seq: int = Field(ge=0)
 
 
 class TimeSync(_Payload):
+    """Clock sync: the ack carries the server's receive and send times."""
+
     t0: float = Field(description="The client's clock when it sent the command, in ms.")
 
 
@@ -98,21 +115,138 @@ ROUTED_PREFIXES = ("measurement.", "analysis.", "simulation.")
 
 
 class Welcome(_Payload):
+    """The reply to ``hello``."""
+
     device_id: UUID
-    token: str
+    token: str = Field(description="Keep it and send it in the next hello to stay this device.")
     heartbeat_s: float = Field(description="How often the client should send ping.")
+    idle_timeout_s: float = Field(description="Silence after which the gateway closes (4002).")
+
+
+class Joined(_Payload):
+    """The ack of ``lobby.create`` and ``lobby.join``; a ``lobby.state`` follows."""
+
+    lobby_id: UUID
+    code: str
+    seq: int = Field(ge=0, description="The lobby's last seq when the snapshot was taken.")
+
+
+class Changed(_Payload):
+    """The ack of a change (``lobby.leave``, ``role.assign``, ``role.update``)."""
+
+    seq: int | None = Field(
+        None, description="The seq of the last event the change made; null if nothing changed."
+    )
+
+
+class Resumed(_Payload):
+    """The ack of ``resume``; the missed events follow, in seq order, then live ones."""
+
+    lobby_id: UUID
+    after_seq: int = Field(ge=0)
 
 
 class Error(_Payload):
+    """Why a command or frame was refused."""
+
     code: ErrorCode
     message: str
     retry_after_ms: int | None = Field(None, ge=0)
 
 
 class TimeSyncReply(_Payload):
+    """The ack of time.sync (NTP-style t0, t1, t2; the client notes t3 on arrival)."""
+
     t0: float = Field(description="The client's send time, echoed.")
     t1: float = Field(description="Server time when the command arrived, in ms.")
     t2: float = Field(description="Server time when the reply left, in ms.")
+
+
+class Member(_Payload):
+    """One lobby member in a snapshot."""
+
+    device_id: UUID
+    role: Role | None
+    status: ParticipantStatus
+    presence: Presence
+
+
+class LobbyState(_Payload):
+    """A snapshot of the lobby as of the envelope's ``seq``; events continue from seq + 1."""
+
+    lobby_id: UUID
+    code: str
+    name: str | None
+    host_device_id: UUID
+    workflow_state: WorkflowState
+    locked: bool
+    max_members: int
+    members: list[Member]
+
+    @classmethod
+    def of(cls, lobby: LobbyRead) -> LobbyState:
+        return cls(
+            lobby_id=lobby.id,
+            code=lobby.code,
+            name=lobby.name,
+            host_device_id=lobby.host_device_id,
+            workflow_state=lobby.workflow_state,
+            locked=lobby.locked,
+            max_members=lobby.max_members,
+            members=[
+                Member(device_id=p.device_id, role=p.role, status=p.status, presence=p.presence)
+                for p in lobby.participants
+            ],
+        )
+
+
+ACKS: dict[str, type[_Payload]] = {
+    "lobby.create": Joined,
+    "lobby.join": Joined,
+    "lobby.leave": Changed,
+    "role.assign": Changed,
+    "role.update": Changed,
+    "resume": Resumed,
+    "ping": Empty,
+    "time.sync": TimeSyncReply,
+}
+"""The payload of the ``ack`` of each command (``hello`` is answered by ``welcome``)."""
+
+SERVER_EVENTS: dict[str, type[BaseModel]] = {"lobby.state": LobbyState, **EVENTS}
+"""Every event type the gateway sends, with its payload model."""
+
+
+def now_ms() -> float:
+    return time.time() * 1000.0
+
+
+def reply(kind: str, corr: str | None, payload: BaseModel) -> str:
+    """The text frame of a reply (``ack``, ``error`` or ``welcome``) to command ``corr``."""
+    envelope = {
+        "v": VERSION,
+        "type": kind,
+        "corr": corr,
+        "ts": now_ms(),
+        "payload": payload.model_dump(mode="json", exclude_none=kind == "error"),
+    }
+    return json.dumps(envelope, separators=(",", ":"))
+
+
+def event_frame(
+    kind: str, lobby: UUID, seq: int, ts: float, payload: dict[str, Any] | BaseModel
+) -> str:
+    """The text frame of a lobby event (``payload`` as stored, or a model)."""
+    if isinstance(payload, BaseModel):
+        payload = payload.model_dump(mode="json")
+    envelope = {
+        "v": VERSION,
+        "type": kind,
+        "lobby": str(lobby),
+        "seq": seq,
+        "ts": ts,
+        "payload": payload,
+    }
+    return json.dumps(envelope, separators=(",", ":"))
 
 
 class CloseCode(IntEnum):
@@ -141,27 +275,39 @@ class Command(BaseModel):
     payload: BaseModel
 
 
+class Refused(ServiceError):
+    """A frame that is not a valid command; ``corr`` is its id when one could be read."""
+
+    def __init__(self, code: ErrorCode, message: str, corr: str | None) -> None:
+        super().__init__(code, message)
+        self.corr = corr
+
+
 def parse_command(text: str) -> Command:
-    """Parse a client's text frame; ``bad_request`` names what is wrong."""
+    """Parse a client's text frame; :class:`Refused` (``bad_request``) names what is wrong."""
     try:
         raw = json.loads(text)
     except ValueError as exc:
-        raise ServiceError(ErrorCode.bad_request, f"not JSON: {exc}") from None
+        raise Refused(ErrorCode.bad_request, f"not JSON: {exc}", None) from None
+    corr = raw.get("id") if isinstance(raw, dict) else None
+    if not (isinstance(corr, str) and 0 < len(corr) <= 64):
+        corr = None
     try:
         envelope = Envelope.model_validate(raw)
     except ValidationError as exc:
-        raise ServiceError(ErrorCode.bad_request, _first_error(exc)) from None
+        raise Refused(ErrorCode.bad_request, _first_error(exc), corr) from None
     if envelope.id is None:
-        raise ServiceError(ErrorCode.bad_request, "a command needs an id")
+        raise Refused(ErrorCode.bad_request, "a command needs an id", None)
     model = COMMANDS.get(envelope.type)
     if model is None:
         if envelope.type.startswith(ROUTED_PREFIXES):
-            raise ServiceError(ErrorCode.unavailable, f"{envelope.type} is not available yet")
-        raise ServiceError(ErrorCode.bad_request, f"unknown message type {envelope.type}")
+            message = f"{envelope.type} is not available yet"
+            raise Refused(ErrorCode.unavailable, message, corr)
+        raise Refused(ErrorCode.bad_request, f"unknown message type {envelope.type}", corr)
     try:
         payload = model.model_validate(envelope.payload)
     except ValidationError as exc:
-        raise ServiceError(ErrorCode.bad_request, _first_error(exc, "payload")) from None
+        raise Refused(ErrorCode.bad_request, _first_error(exc, "payload"), corr) from None
     return Command(envelope=envelope, payload=payload)
 
 

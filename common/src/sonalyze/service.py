@@ -6,9 +6,13 @@ so the local stack, Kubernetes and the tests all build apps the same way.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TypeVar
+from types import FrameType
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
@@ -21,7 +25,9 @@ from sonalyze.settings import ServiceSettings, StorageClientSettings
 from sonalyze.storage_client import StorageClient
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+DrainHook = Callable[[], Awaitable[None]]
 S = TypeVar("S", bound=ServiceSettings)
+logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -40,7 +46,8 @@ def build_app(
     """A FastAPI app with health, readiness, metrics and request metrics installed.
 
     ``app.state.settings`` holds ``settings`` and ``app.state.registry`` the app's own
-    Prometheus registry, to which the service adds its metrics.
+    Prometheus registry, to which the service adds its metrics. ``app.state.drain_hooks`` are
+    awaited when the process is asked to stop, before the server shuts down (see :func:`serve`).
     """
     app = FastAPI(
         title=f"Sonalyze {service}",
@@ -51,6 +58,8 @@ def build_app(
     app.state.settings = settings
     app.state.service = service
     app.state.registry = new_registry()
+    app.state.draining = False
+    app.state.drain_hooks = []
     HttpMetrics(app.state.registry, service).install(app)
     app.include_router(health_router(readiness))
 
@@ -61,20 +70,69 @@ def build_app(
     return app
 
 
-def serve(service: str, create_app: Callable[[S], FastAPI], settings: S) -> None:
-    """Run ``create_app(settings)`` under uvicorn until SIGINT or SIGTERM."""
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server that drains before it stops.
+
+    On the first SIGINT or SIGTERM it sets ``app.state.draining`` (``/readyz`` answers 503),
+    keeps serving for ``drain_delay_s``, awaits the app's drain hooks, and then shuts down as
+    uvicorn does. A second signal stops it at once.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, drain_delay_s: float) -> None:
+        super().__init__(config)
+        self._app = app
+        self._drain_delay_s = drain_delay_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain: asyncio.Task[None] | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._loop is None or self._drain is not None or self.should_exit:
+            super().handle_exit(sig, frame)
+            return
+        self._loop.call_soon_threadsafe(self._start_drain, sig, frame)
+
+    def _start_drain(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain is None:
+            self._drain = asyncio.create_task(self._drain_then_exit(sig, frame))
+
+    async def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._app.state.draining = True
+        logger.info("draining for %.1f s before shutdown", self._drain_delay_s)
+        try:
+            await asyncio.sleep(self._drain_delay_s)
+            for hook in self._app.state.drain_hooks:
+                await hook()
+        finally:
+            super().handle_exit(sig, frame)
+
+
+def serve(
+    service: str,
+    create_app: Callable[[S], FastAPI],
+    settings: S,
+    **uvicorn_options: Any,
+) -> None:
+    """Run ``create_app(settings)`` under uvicorn until SIGINT or SIGTERM, draining first.
+
+    ``uvicorn_options`` add to or override the :class:`uvicorn.Config` arguments.
+    """
     configure_logging(service, settings.log_level, settings.log_format)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
-        ws_per_message_deflate=False,
-        server_header=False,
-    )
-    uvicorn.Server(config).run()
+    app = create_app(settings)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "log_level": settings.log_level.lower(),
+        "timeout_graceful_shutdown": int(settings.shutdown_timeout_s),
+        "ws_per_message_deflate": False,
+        "server_header": False,
+    }
+    config = uvicorn.Config(app, **(options | uvicorn_options))
+    DrainingServer(config, app, settings.drain_delay_s).run()
 
 
 def storage_backed_app(
@@ -83,13 +141,16 @@ def storage_backed_app(
     settings: StorageClientSettings,
     description: str = "",
     on_start: Callable[[FastAPI], None] = lambda app: None,
+    lifespan: Lifespan = _no_lifespan,
+    readiness: Sequence[ReadinessCheck] = (),
 ) -> FastAPI:
     """An app whose peer is storage: ``app.state.storage`` is a :class:`StorageClient` while
-    the app runs, and the app is ready when storage is. ``on_start(app)`` runs once the
-    client exists, to build what the service keeps in ``app.state``."""
+    the app runs, and the app is ready when storage is and ``readiness`` passes.
+    ``on_start(app)`` runs once the client exists, to build what the service keeps in
+    ``app.state``; ``lifespan(app)`` then runs around the app's life."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def with_storage(app: FastAPI) -> AsyncIterator[None]:
         token = settings.internal_token
         async with StorageClient(
             settings.storage_url,
@@ -98,7 +159,8 @@ def storage_backed_app(
         ) as client:
             app.state.storage = client
             on_start(app)
-            yield
+            async with lifespan(app):
+                yield
 
     async def storage_ready() -> None:
         await app.state.storage.ready()
@@ -106,8 +168,8 @@ def storage_backed_app(
     app = build_app(
         service=service,
         settings=settings,
-        readiness=[ReadinessCheck("storage", storage_ready)],
-        lifespan=lifespan,
+        readiness=[ReadinessCheck("storage", storage_ready), *readiness],
+        lifespan=with_storage,
         description=description,
     )
     return app

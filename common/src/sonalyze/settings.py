@@ -38,6 +38,15 @@ class ServiceSettings(BaseSettings):
     shutdown_timeout_s: float = Field(
         10.0, gt=0, description="Seconds in-flight requests get to finish on SIGTERM."
     )
+    drain_delay_s: float = Field(
+        0.0,
+        ge=0,
+        le=300,
+        description=(
+            "Seconds between SIGTERM and shutdown during which /readyz answers 503 while the "
+            "service still serves, so load balancers stop sending it work first."
+        ),
+    )
 
 
 class StorageClientSettings(ServiceSettings):

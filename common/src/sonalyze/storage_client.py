@@ -7,7 +7,7 @@ Every method sends and parses the models of :mod:`sonalyze.storage_api`; a refus
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -191,8 +191,11 @@ class StorageClient:
         """The id of the newest event (0 when the log is empty)."""
         return (await self._call("GET", "/v1/events/head", EventHead)).last_id
 
-    async def stream_events(self, after: int = 0) -> AsyncIterator[EventRead]:
-        """Every event with ``id > after``, then live ones, until the connection ends."""
+    async def stream_events(
+        self, after: int = 0, on_open: Callable[[], None] | None = None
+    ) -> AsyncIterator[EventRead]:
+        """Every event with ``id > after``, then live ones, until the connection ends.
+        ``on_open`` is called once storage has accepted the stream."""
         try:
             async with self._http.stream(
                 "GET",
@@ -203,6 +206,8 @@ class StorageClient:
                 if response.is_error:
                     await response.aread()
                     raise _error(response)
+                if on_open is not None:
+                    on_open()
                 async for line in response.aiter_lines():
                     if line.startswith("data: "):
                         yield EventRead.model_validate_json(line[6:])

@@ -2,15 +2,67 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 from fastapi import FastAPI
 
+from sonalyze.health import ReadinessCheck
+from sonalyze.lobby_client import LobbyClient
 from sonalyze.service import storage_backed_app
+from sonalyze_gateway.endpoint import phone_socket
+from sonalyze_gateway.gateway import Gateway
 from sonalyze_gateway.settings import GatewaySettings
+from sonalyze_gateway.transport import protocol_class
+from sonalyze_gateway.ws_metrics import WsMetrics
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
-    return storage_backed_app(
+    if not settings.device_token_secrets:
+        raise ValueError("set SONALYZE_DEVICE_TOKEN_SECRETS: the gateway signs device tokens")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        token = settings.internal_token
+        async with LobbyClient(
+            settings.lobby_url,
+            token.get_secret_value() if token else None,
+            settings.storage_timeout_s,
+        ) as lobbies:
+            gateway = Gateway(settings, app.state.storage, lobbies, app.state.ws_metrics)
+            app.state.gateway = gateway
+            app.state.drain_hooks.append(gateway.drain)
+            hub = asyncio.create_task(gateway.hub.run())
+            try:
+                yield
+            finally:
+                hub.cancel()
+                await asyncio.gather(hub, return_exceptions=True)
+                await gateway.close()
+
+    async def events_ready() -> None:
+        app.state.gateway.hub.ready()
+
+    app = storage_backed_app(
         service="gateway",
         settings=settings,
         description="The only public entry: the phones' WebSocket and a small HTTP surface.",
+        lifespan=lifespan,
+        readiness=[ReadinessCheck("events", events_ready)],
     )
+    app.state.ws_metrics = WsMetrics(app.state.registry)
+    app.add_api_websocket_route("/v1/ws", phone_socket)
+    return app
+
+
+def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
+    """The WebSocket options the gateway runs with (its entry point and the tests use them)."""
+    return {
+        "ws": protocol_class(settings.send_buffer_bytes),
+        "ws_max_size": 4 * settings.max_message_bytes,
+        "ws_ping_interval": settings.protocol_ping_s,
+        "ws_ping_timeout": settings.protocol_ping_s,
+        "ws_per_message_deflate": False,
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from sonalyze.settings import StorageClientSettings
 
@@ -11,3 +11,58 @@ class GatewaySettings(StorageClientSettings):
     """Settings of the gateway service."""
 
     port: int = Field(8000, ge=1, le=65535)
+    lobby_url: str = Field("http://127.0.0.1:8081", description="Base URL of the lobby service.")
+    device_token_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description=(
+            "Secrets that sign device tokens (JSON list): the first signs, all verify, so a "
+            "new secret goes first and an old one is removed once its tokens expired. "
+            "Required: the gateway refuses to start without one."
+        ),
+    )
+    device_token_ttl_s: float = Field(
+        30 * 24 * 3600.0, gt=0, description="How long a device token stays valid."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Origins (scheme://host[:port]) whose pages may open the WebSocket (JSON list). "
+            "Requests without an Origin header (native apps, tools) are allowed; a browser "
+            "always sends one. '*' allows every origin."
+        ),
+    )
+    hello_timeout_s: float = Field(5.0, gt=0, description="Time a client has to send hello.")
+    heartbeat_s: float = Field(
+        15.0, gt=0, description="How often clients are asked to send an application ping."
+    )
+    idle_timeout_s: float = Field(
+        45.0, gt=0, description="Silence after which a connection is closed (4002)."
+    )
+    protocol_ping_s: float = Field(
+        20.0, gt=0, description="Interval of WebSocket protocol pings (and their timeout)."
+    )
+    max_message_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest text frame a client may send (else 4103)."
+    )
+    send_queue_size: int = Field(
+        256,
+        ge=8,
+        description="Messages queued for one connection before it counts as a slow consumer.",
+    )
+    send_buffer_bytes: int = Field(
+        64 * 1024,
+        ge=4096,
+        description="Socket send buffer and write high-water mark of one connection.",
+    )
+    commands_per_s: float = Field(10.0, gt=0, description="Sustained commands per connection.")
+    command_burst: int = Field(20, ge=1, description="Commands a connection may send at once.")
+    join_failures: int = Field(
+        10, ge=1, description="Failed joins allowed per device and per address in the window."
+    )
+    join_window_s: float = Field(60.0, gt=0, description="Window of the failed-join limit.")
+    presence_grace_s: float = Field(
+        10.0,
+        ge=0,
+        description="A phone that reconnects within this time never shows as offline.",
+    )
+    max_connections: int = Field(10_000, ge=1, description="Connections one process accepts.")

@@ -31,7 +31,6 @@ def issue(device_id: UUID, secrets: Sequence[str], ttl_s: float, now: float | No
 
 def verify(token: str, secrets: Sequence[str]) -> UUID:
     """The device a token names; ``unauthorized`` if it is expired, forged or malformed."""
-    options = {"require": ["sub", "iss", "iat", "exp"]}
     expired = False
     for secret in secrets:
         try:
@@ -40,7 +39,7 @@ def verify(token: str, secrets: Sequence[str]) -> UUID:
                 secret,
                 algorithms=[ALGORITHM],
                 issuer=ISSUER,
-                options=options,
+                options={"require": ["sub", "iss", "iat", "exp"]},
             )
         except jwt.ExpiredSignatureError:
             expired = True

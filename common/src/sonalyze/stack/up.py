@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -54,6 +55,21 @@ def _stop(services: list[ServiceProcess], timeout_s: float) -> None:
     for service in services:
         if service.name == "storage":
             service.stop(timeout_s)
+
+
+def _device_token_secrets(data_dir: Path) -> str:
+    """The gateway's signing secrets: from the environment, else one kept beside the data
+    directory, so phones keep their identity when the stack restarts."""
+    configured = os.environ.get("SONALYZE_DEVICE_TOKEN_SECRETS")
+    if configured:
+        return configured
+    path = data_dir.with_name(data_dir.name + ".device-token-secret")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(32))
+    return json.dumps([path.read_text().strip()])
 
 
 def _migrate(database_url: str, console: Console) -> bool:
@@ -111,6 +127,9 @@ def run_up(options: UpOptions, console: Console) -> int:
             env = {**common, "SONALYZE_PORT": str(ports[name])}
             if name == "storage":
                 env["SONALYZE_DATABASE_URL"] = database_url
+            if name == "gateway":
+                env["SONALYZE_LOBBY_URL"] = f"http://127.0.0.1:{ports['lobby']}"
+                env["SONALYZE_DEVICE_TOKEN_SECRETS"] = _device_token_secrets(options.data_dir)
             services.append(ServiceProcess(name, f"sonalyze_{name}", ports[name], env, console))
         unready = wait_ready(services, options.ready_timeout_s, stop)
         if stop.is_set():

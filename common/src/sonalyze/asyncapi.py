@@ -1,0 +1,199 @@
+"""The AsyncAPI 3.0 document of protocol v1, built from the models the gateway uses.
+
+``python -m sonalyze.asyncapi > docs/asyncapi.json`` writes it; a test checks that the file in
+the repository is what this module builds, and that every message the gateway sends in the
+tests validates against the document's schemas.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from sonalyze import __version__, protocol
+from sonalyze.errors import ErrorCode
+
+REF = "#/components/schemas/{model}"
+
+DESCRIPTION = """\
+Phones talk to the Sonalyze gateway over one WebSocket, `/v1/ws`, with the subprotocol
+`sonalyze.v1` (permessage-deflate off). Every text frame is a JSON envelope
+`{"v": 1, "type", "id", "corr", "lobby", "seq", "ts", "payload"}`; binary frames are refused.
+
+**Handshake.** The Origin header, when present, must be on the gateway's allow-list (else
+HTTP 403); a client that does not offer `sonalyze.v1` gets HTTP 400; a draining or full
+gateway answers 503. Refusals carry a JSON body `{code, message}`.
+
+**Commands and replies.** The first message is `hello`, within 5 s. Each command carries a
+client-chosen `id` (1-64 characters) and gets exactly one reply with `corr` set to that id:
+`welcome` for `hello`, otherwise `ack` or `error`. A repeated `id` from the same device is
+answered with the same reply again and never executed twice (for ten minutes, per gateway
+process). Frames that are not valid commands get an `error` (with `corr` when their id could
+be read). Commands are rate-limited per connection (`rate_limited` with `retry_after_ms`), and
+failed `lobby.join` attempts per device and per client address.
+
+**Events.** Server events carry `lobby` and the lobby's `seq` (1, 2, 3, ... without gaps).
+After `lobby.create` or `lobby.join` the ack is followed by `lobby.state`, a snapshot as of
+its `seq`; events continue from `seq + 1`. After a dropped connection, `hello` with the token,
+then `resume {lobby_id, after_seq}` with the last seq seen: the ack is followed by every missed
+event in order, then live ones, whichever gateway process the phone reaches.
+
+**Liveness.** The gateway sends WebSocket pings; browsers cannot see them, so a client sends
+`ping` every `heartbeat_s` (from `welcome`). A connection silent for `idle_timeout_s` is closed
+with 4002 and its phone shown offline. A phone that reconnects within the presence grace never
+shows as offline.
+
+**Errors.** `error` payloads are `{code, message, retry_after_ms?}` with code one of:
+bad_request, unauthorized, forbidden, not_found, conflict, rate_limited, too_large,
+unavailable, internal.
+
+**Close codes.** 4000-4099: reconnect with backoff and resume. 4100-4199: do not reconnect
+the same way; the same connection would be refused again. 1009 (message too big) is sent
+for frames far above the limit, before the gateway reads them.
+"""
+
+CLOSE_CODE_MEANINGS = {
+    protocol.CloseCode.going_away: "The gateway is draining or restarting.",
+    protocol.CloseCode.slow_consumer: "The client stopped reading; its send queue overflowed.",
+    protocol.CloseCode.idle_timeout: "No message from the client within idle_timeout_s.",
+    protocol.CloseCode.internal_error: "The gateway failed to serve this connection.",
+    protocol.CloseCode.protocol_error: "Not a protocol v1 frame (a binary frame, ...).",
+    protocol.CloseCode.unauthorized: "The token in hello is expired, forged or unknown.",
+    protocol.CloseCode.hello_timeout: "No hello within 5 s of connecting.",
+    protocol.CloseCode.message_too_large: "A frame above the gateway's message size limit.",
+}
+
+
+def _envelope(kind: str | None, payload: dict[str, Any], *, command: bool, event: bool) -> Any:
+    props: dict[str, Any] = {
+        "v": {"const": protocol.VERSION},
+        "type": {"const": kind} if kind else {"type": "string"},
+        "payload": payload,
+    }
+    required = ["v", "type", "payload"]
+    if command:
+        props["id"] = {"type": "string", "minLength": 1, "maxLength": 64}
+        required.append("id")
+    else:
+        props["ts"] = {"type": "number", "description": "Server time, ms since the epoch."}
+        required.append("ts")
+    if event:
+        props["lobby"] = {"type": "string", "format": "uuid"}
+        props["seq"] = {"type": "integer", "minimum": 1}
+        required += ["lobby", "seq"]
+    elif not command:
+        props["corr"] = {
+            "type": ["string", "null"],
+            "description": "The id of the command this answers.",
+        }
+        required.append("corr")
+    return {"type": "object", "properties": props, "required": required}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def build() -> dict[str, Any]:
+    """The AsyncAPI document as a JSON-ready dict."""
+    models: set[type[BaseModel]] = {
+        *protocol.COMMANDS.values(),
+        *protocol.ACKS.values(),
+        *protocol.SERVER_EVENTS.values(),
+        protocol.Welcome,
+        protocol.Error,
+    }
+    _, defs = models_json_schema(
+        [(m, "serialization") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template=REF,
+    )
+    schemas: dict[str, Any] = defs["$defs"]
+    messages: dict[str, Any] = {}
+    received: list[str] = []
+    sent: list[str] = []
+
+    def add(name: str, summary: str, envelope: Any, into: list[str]) -> None:
+        schema_name = "".join(part.title() for part in name.replace(".", "_").split("_"))
+        schemas[f"{schema_name}Message"] = envelope
+        messages[name] = {
+            "name": name,
+            "title": name,
+            "summary": summary,
+            "payload": {"$ref": REF.format(model=f"{schema_name}Message")},
+        }
+        into.append(name)
+
+    for kind, model in protocol.COMMANDS.items():
+        add(kind, (model.__doc__ or f"The {kind} command.").strip().splitlines()[0],
+            _envelope(kind, _ref(model), command=True, event=False), received)  # fmt: skip
+    add("welcome", "The reply to hello.",
+        _envelope("welcome", _ref(protocol.Welcome), command=False, event=False), sent)  # fmt: skip
+    acks = {"anyOf": [_ref(m) for m in dict.fromkeys(protocol.ACKS.values())]}
+    add("ack", "A command succeeded; the payload depends on the command (see ACKS).",
+        _envelope("ack", acks, command=False, event=False), sent)  # fmt: skip
+    add("error", "A command or frame was refused.",
+        _envelope("error", _ref(protocol.Error), command=False, event=False), sent)  # fmt: skip
+    for kind, model in protocol.SERVER_EVENTS.items():
+        summary = (model.__doc__ or f"The {kind} event.").strip().splitlines()[0]
+        add(kind, summary, _envelope(kind, _ref(model), command=False, event=True), sent)
+
+    channel = {"$ref": "#/channels/phone"}
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Sonalyze phone protocol",
+            "version": f"{protocol.VERSION}.0.0",
+            "description": DESCRIPTION,
+            "x-sonalyze-version": __version__,
+            "x-error-codes": [code.value for code in ErrorCode],
+            "x-close-codes": {
+                str(int(code)): {
+                    "name": code.name,
+                    "reconnect": protocol.should_reconnect(code),
+                    "meaning": CLOSE_CODE_MEANINGS[code],
+                }
+                for code in protocol.CloseCode
+            },
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "local": {
+                "host": "127.0.0.1:8000",
+                "protocol": "ws",
+                "description": "`sonalyze up`; in Kubernetes, the ingress host with wss.",
+            }
+        },
+        "channels": {
+            "phone": {
+                "address": "/v1/ws",
+                "title": "A phone's connection",
+                "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in messages},
+            }
+        },
+        "operations": {
+            "receiveCommand": {
+                "action": "receive",
+                "channel": channel,
+                "summary": "Commands a phone sends.",
+                "messages": [{"$ref": f"#/channels/phone/messages/{n}"} for n in received],
+            },
+            "sendToPhone": {
+                "action": "send",
+                "channel": channel,
+                "summary": "Replies and lobby events the gateway sends.",
+                "messages": [{"$ref": f"#/channels/phone/messages/{n}"} for n in sent],
+            },
+        },
+        "components": {"schemas": dict(sorted(schemas.items())), "messages": messages},
+    }
+
+
+def main() -> None:
+    print(json.dumps(build(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""What the gateway's connections share: clients of storage and the lobby service, the event
+hub, limits, remembered replies, presence reports, and the set of open sessions (for drain)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from sonalyze.domain import Presence
+from sonalyze.lobby_client import LobbyClient
+from sonalyze.protocol import CloseCode
+from sonalyze.storage_client import StorageClient
+from sonalyze_gateway.hub import EventHub
+from sonalyze_gateway.limits import FailureWindow
+from sonalyze_gateway.replies import RecentReplies
+from sonalyze_gateway.settings import GatewaySettings
+from sonalyze_gateway.ws_metrics import WsMetrics
+
+if TYPE_CHECKING:
+    from sonalyze_gateway.session import Session
+
+logger = logging.getLogger(__name__)
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        storage: StorageClient,
+        lobbies: LobbyClient,
+        metrics: WsMetrics,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.lobbies = lobbies
+        self.metrics = metrics
+        self.hub = EventHub(storage, metrics)
+        self.replies = RecentReplies()
+        self.join_failures = FailureWindow(settings.join_failures, settings.join_window_s)
+        self.secrets = [s.get_secret_value() for s in settings.device_token_secrets]
+        self.sessions: set[Session] = set()
+        self.draining = False
+        self._background: set[asyncio.Task[None]] = set()
+
+    def report_presence(
+        self, lobby_id: UUID, device_id: UUID, presence: Presence, connection_id: UUID, delay: float
+    ) -> None:
+        """Tell the lobby service, after ``delay`` seconds, that a connection came or went."""
+
+        async def report() -> None:
+            await asyncio.sleep(delay)
+            try:
+                await self.lobbies.update_presence(lobby_id, device_id, presence, connection_id)
+            except Exception as exc:
+                logger.info("presence of %s in %s not reported: %s", device_id, lobby_id, exc)
+
+        task = asyncio.create_task(report())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Refuse new connections and close the open ones with ``going_away`` (reconnect)."""
+        self.draining = True
+        for session in list(self.sessions):
+            session.outbox.close(CloseCode.going_away, "the gateway is restarting; reconnect")
+        deadline = self.settings.shutdown_timeout_s
+        waits = [s.done.wait() for s in list(self.sessions)]
+        if waits:
+            await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=deadline)
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)

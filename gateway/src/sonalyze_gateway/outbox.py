@@ -1,0 +1,88 @@
+"""One connection's bounded send queue and the writer task that empties it.
+
+Fan-out only ever appends to a queue (never awaits a socket), so a phone that stops reading
+fills its own queue and nobody else's. When the queue is full the connection is a slow
+consumer: it takes nothing more, and the writer sends the close frame after what is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from starlette.websockets import WebSocket
+
+from sonalyze.protocol import CloseCode
+from sonalyze_gateway.ws_metrics import WsMetrics, type_label
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    text: str
+    kind: str
+    committed_at: float | None = None  # an event's commit time (epoch s), for fan-out latency
+
+
+class Outbox:
+    """Messages waiting for one connection's socket."""
+
+    def __init__(self, websocket: WebSocket, size: int, metrics: WsMetrics) -> None:
+        self._ws = websocket
+        self._size = size
+        self._metrics = metrics
+        self._queue: deque[Outgoing] = deque()
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.closing = asyncio.Event()
+
+    def put(self, message: Outgoing) -> bool:
+        """Queue ``message``; when the queue is full, close as a slow consumer instead."""
+        if self.close_code is not None:
+            return False
+        if len(self._queue) >= self._size:
+            self._metrics.slow_consumers.inc()
+            self.close(CloseCode.slow_consumer, "you stopped reading; reconnect and resume")
+            return False
+        self._queue.append(message)
+        if len(self._queue) >= self._size // 2:
+            self._room.clear()
+        self._ready.set()
+        return True
+
+    async def put_paced(self, message: Outgoing) -> bool:
+        """Queue ``message`` once the queue is less than half full (for catch-up, which may
+        have many messages to send and must not overflow the queue by itself)."""
+        await self._room.wait()
+        return self.put(message)
+
+    def close(self, code: int, reason: str) -> None:
+        """Send the close frame after what is queued; queue nothing more. The first wins."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self.close_reason = reason
+        self.closing.set()
+        self._room.set()
+        self._ready.set()
+
+    async def run(self) -> None:
+        """Send queued messages until closed; then send the close frame."""
+        while True:
+            await self._ready.wait()
+            while self._queue:
+                message = self._queue.popleft()
+                if len(self._queue) < self._size // 2:
+                    self._room.set()
+                await self._ws.send_text(message.text)
+                self._metrics.sent.labels(type_label(message.kind)).inc()
+                if message.committed_at is not None:
+                    self._metrics.fanout.observe(max(0.0, time.time() - message.committed_at))
+            self._ready.clear()
+            if self.close_code is not None:
+                await self._ws.close(self.close_code, self.close_reason)
+                return
