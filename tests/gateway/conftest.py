@@ -51,7 +51,12 @@ def gateway_serving(settings: GatewaySettings) -> Iterator[str]:
 
 def wait_ready(url: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
-    while httpx.get(f"{url}/readyz").status_code != 200:
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass  # not listening yet
         assert time.monotonic() < deadline, "gateway not ready"
         time.sleep(0.05)
 
