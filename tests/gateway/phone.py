@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ class Phone:
         self.uncorrelated: list[dict[str, Any]] = []
         self.device_id: str | None = None
         self.token: str | None = None
+        self.arrival: dict[int, float] = {}  # seq -> time.time() of arrival
+        self.reading = asyncio.Event()  # clear it to stop reading, as a stalled phone would
+        self.reading.set()
         self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._arrived = asyncio.Event()
         self._pump = asyncio.create_task(self._read())
@@ -63,9 +67,13 @@ class Phone:
 
     async def _read(self) -> None:
         try:
-            async for text in self.ws:
+            while True:
+                await self.reading.wait()
+                text = await self.ws.recv()
                 message = json.loads(text)
                 check_documented(message)
+                if "seq" in message:
+                    self.arrival.setdefault(message["seq"], time.time())
                 corr = message.get("corr")
                 if message["type"] in ("ack", "error", "welcome"):
                     future = self._replies.pop(corr, None) if corr else None

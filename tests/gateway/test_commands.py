@@ -41,7 +41,7 @@ def test_create_join_and_roles_reach_every_member_in_seq_order(gateway: str) -> 
         await host.wait_for_seq(changed["seq"])
         assert host.log() == [(3, "participant.joined"), (4, "role.updated")]
         assert guest.log() == [(4, "role.updated")]
-        state = [e for e in guest.events if e["type"] == "lobby.state"][0]
+        state = next(e for e in guest.events if e["type"] == "lobby.state")
         assert state["seq"] == 3 and state["payload"]["host_device_id"] == host.device_id
         assert {m["device_id"] for m in state["payload"]["members"]} == {
             host.device_id,
@@ -100,7 +100,9 @@ def test_metrics_count_connections_and_messages(gateway: str) -> None:
     async def scenario() -> None:
         phone = await Phone.connect(gateway)
         await phone.ok("ping")
-        text = httpx.get(gateway.replace("ws://", "http://").replace("/v1/ws", "/metrics")).text
+        metrics_url = gateway.replace("ws://", "http://").replace("/v1/ws", "/metrics")
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(metrics_url)).text
         assert "sonalyze_ws_connections 1.0" in text
         assert 'sonalyze_ws_messages_received_total{type="ping"} 1.0' in text
         assert 'sonalyze_ws_messages_sent_total{type="welcome"} 1.0' in text

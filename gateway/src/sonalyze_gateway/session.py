@@ -9,6 +9,7 @@ others, leaves its lobby feed and reports the phone offline after the presence g
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -34,7 +35,7 @@ from sonalyze_gateway.outbox import Outbox, Outgoing
 from sonalyze_gateway.ws_metrics import type_label
 
 logger = logging.getLogger(__name__)
-CLOSE_TIMEOUT_S = 5.0
+FLUSH_S = 1.0  # time the writer gets to send what is queued before the close frame
 Then = Callable[[], None]
 
 
@@ -72,8 +73,10 @@ class Session:
         try:
             await asyncio.wait({writer, reader, closing}, return_when=asyncio.FIRST_COMPLETED)
             if self.outbox.close_code is not None and not writer.done():
-                # Give the close frame time to get out behind what is queued.
-                await asyncio.wait({writer}, timeout=CLOSE_TIMEOUT_S)
+                await asyncio.wait({writer}, timeout=FLUSH_S)
+                if not writer.done():  # stuck behind a phone that stopped reading
+                    writer.cancel()
+                    await self._close_now(self.outbox.close_code, self.outbox.close_reason)
         finally:
             for task in (writer, reader, closing):
                 task.cancel()
@@ -82,6 +85,10 @@ class Session:
             self.gw.sessions.discard(self)
             self.metrics.connections.dec()
             self.done.set()
+
+    async def _close_now(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(code, reason), FLUSH_S)
 
     def close(self, code: CloseCode, reason: str) -> None:
         self.metrics.rejected.labels(code.name).inc()
