@@ -7,7 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
+from sonalyze_gateway.app import create_app
+from sonalyze_gateway.settings import GatewaySettings
 from tests.gateway.phone import Phone
 
 
@@ -109,3 +112,8 @@ def test_metrics_count_connections_and_messages(gateway: str) -> None:
         await phone.close()
 
     run(scenario())
+
+
+def test_the_gateway_refuses_to_start_without_a_token_secret() -> None:
+    with pytest.raises(ValueError, match="SONALYZE_DEVICE_TOKEN_SECRETS"):
+        create_app(GatewaySettings())

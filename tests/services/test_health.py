@@ -19,7 +19,8 @@ def build(service: str, storage_url: str):
     app_module = importlib.import_module(f"sonalyze_{service}.app")
     settings_module = importlib.import_module(f"sonalyze_{service}.settings")
     settings_class = getattr(settings_module, f"{service.capitalize()}Settings")
-    settings = settings_class(storage_url=storage_url, internal_token=TOKEN)
+    extra = {"device_token_secrets": ["a-device-token-secret"]} if service == "gateway" else {}
+    settings = settings_class(storage_url=storage_url, internal_token=TOKEN, **extra)
     return app_module.create_app(settings)
 
 

@@ -97,6 +97,17 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": REF.format(model=model.__name__)}
 
 
+# Commands whose payload model is shared say what they do here.
+SUMMARIES = {
+    "lobby.leave": "Leave the lobby; the host passes on, the last one out closes it.",
+    "ping": "Application heartbeat: send one every heartbeat_s (browsers cannot see pings).",
+}
+
+
+def _summary(model: type[BaseModel], kind: str) -> str:
+    return SUMMARIES.get(kind) or (model.__doc__ or kind).strip().splitlines()[0]
+
+
 def build() -> dict[str, Any]:
     """The AsyncAPI document as a JSON-ready dict."""
     models: set[type[BaseModel]] = {
@@ -126,19 +137,27 @@ def build() -> dict[str, Any]:
         }
         into.append(name)
 
-    for kind, model in protocol.COMMANDS.items():
-        add(kind, (model.__doc__ or f"The {kind} command.").strip().splitlines()[0],
-            _envelope(kind, _ref(model), command=True, event=False), received)  # fmt: skip
-    add("welcome", "The reply to hello.",
-        _envelope("welcome", _ref(protocol.Welcome), command=False, event=False), sent)  # fmt: skip
-    acks = {"anyOf": [_ref(m) for m in dict.fromkeys(protocol.ACKS.values())]}
-    add("ack", "A command succeeded; the payload depends on the command (see ACKS).",
-        _envelope("ack", acks, command=False, event=False), sent)  # fmt: skip
-    add("error", "A command or frame was refused.",
-        _envelope("error", _ref(protocol.Error), command=False, event=False), sent)  # fmt: skip
-    for kind, model in protocol.SERVER_EVENTS.items():
-        summary = (model.__doc__ or f"The {kind} event.").strip().splitlines()[0]
-        add(kind, summary, _envelope(kind, _ref(model), command=False, event=True), sent)
+    for kind, command in protocol.COMMANDS.items():
+        envelope = _envelope(kind, _ref(command), command=True, event=False)
+        add(kind, _summary(command, kind), envelope, received)
+    for kind, reply in (("welcome", protocol.Welcome), ("error", protocol.Error)):
+        add(
+            kind,
+            _summary(reply, kind),
+            _envelope(kind, _ref(reply), command=False, event=False),
+            sent,
+        )
+    acks = list(dict.fromkeys(protocol.ACKS.values()))
+    summary = "A command succeeded; its payload is one of " + ", ".join(m.__name__ for m in acks)
+    ack = _envelope("ack", {"anyOf": [_ref(m) for m in acks]}, command=False, event=False)
+    add("ack", summary + " (by command).", ack, sent)
+    for kind, event in protocol.SERVER_EVENTS.items():
+        add(
+            kind,
+            _summary(event, kind),
+            _envelope(kind, _ref(event), command=False, event=True),
+            sent,
+        )
 
     channel = {"$ref": "#/channels/phone"}
     return {

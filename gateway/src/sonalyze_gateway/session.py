@@ -81,7 +81,8 @@ class Session:
             for task in (writer, reader, closing):
                 task.cancel()
             await asyncio.gather(writer, reader, closing, return_exceptions=True)
-            self._leave_feed()
+            # A drained phone reconnects elsewhere at once: no offline report then.
+            self._leave_feed(None if self.gw.draining else self.settings.presence_grace_s)
             self.gw.sessions.discard(self)
             self.metrics.connections.dec()
             self.done.set()
