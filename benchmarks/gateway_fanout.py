@@ -49,6 +49,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
 
 SUBPROTOCOL = "sonalyze.v1"
 TARGET_P99_MS = 50.0
@@ -64,8 +65,17 @@ class Phone:
     arrivals: dict[int, float] = field(default_factory=dict)  # seq -> perf_counter
     order: list[int] = field(default_factory=list)
     snapshot_seq: int = 0
+    toggles: int = 0  # role.update commands sent, to alternate ready and not_ready
     replies: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     pump: asyncio.Task[None] | None = None
+    heartbeat: asyncio.Task[None] | None = None
+
+    async def beat(self, every_s: float) -> None:
+        """Send ping every heartbeat_s, as the protocol asks of a client."""
+        with contextlib.suppress(Exception):
+            while True:
+                await asyncio.sleep(every_s)
+                await self.send("ping", {})
 
     async def read(self) -> None:
         with contextlib.suppress(Exception):
@@ -101,7 +111,9 @@ async def connect_phone(url: str) -> Phone:
     ws = await connect(url, subprotocols=[SUBPROTOCOL], compression=None, open_timeout=60)
     phone = Phone(ws)
     phone.pump = asyncio.create_task(phone.read())
-    await phone.call("hello", {})
+    welcome = await phone.call("hello", {})
+    every_s = welcome["payload"].get("heartbeat_s", 15.0)
+    phone.heartbeat = asyncio.create_task(phone.beat(every_s))
     return phone
 
 
@@ -135,6 +147,7 @@ class Run:
 async def drive(lobbies: list[list[Phone]], rate: float, seconds: float) -> Run:
     """Each host sends ``rate`` role.update commands a second for ``seconds``, staggered."""
     sent: list[tuple[int, float, asyncio.Future[dict[str, Any]]]] = []
+    failed: list[str] = []
     start = time.perf_counter() + 0.2
     steps = int(rate * seconds)
 
@@ -144,15 +157,27 @@ async def drive(lobbies: list[list[Phone]], rate: float, seconds: float) -> Run:
             delay = start + offset + step / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            status = "ready" if step % 2 == 0 else "not_ready"
+            host = lobby[0]
+            status = "ready" if host.toggles % 2 == 0 else "not_ready"
+            host.toggles += 1
             at = time.perf_counter()
-            sent.append((i, at, await lobby[0].send("role.update", {"status": status})))
+            try:
+                sent.append((i, at, await host.send("role.update", {"status": status})))
+            except ConnectionClosed as exc:  # counted: the run is then a failure
+                failed.append(f"host {i}: {exc}")
+                return
 
     before = [[dict(p.arrivals) for p in lobby] for lobby in lobbies]
     await asyncio.gather(*(host_loop(i, lobby) for i, lobby in enumerate(lobbies)))
     elapsed = time.perf_counter() - start
-    replies = [(i, at, await asyncio.wait_for(f, 60)) for i, at, f in sent]
-    errors = sum(1 for _, _, r in replies if r["type"] == "error")
+    replies = []
+    for i, at, future in sent:
+        with contextlib.suppress(Exception):
+            replies.append((i, at, await asyncio.wait_for(future, 30)))
+    errors = len(failed) + len(sent) - len(replies)
+    errors += sum(1 for _, _, r in replies if r["type"] == "error")
+    for reason in sorted(set(failed))[:3]:
+        print(f"  failed: {reason}")
     expected: dict[int, dict[int, float]] = {}
     for i, at, reply in replies:
         if reply["type"] == "ack" and reply["payload"].get("seq"):
@@ -304,6 +329,9 @@ def report(name: str, run: Run) -> None:
 
 
 async def close_all(lobbies: list[list[Phone]]) -> None:
+    for phone in (p for lobby in lobbies for p in lobby):
+        if phone.heartbeat is not None:
+            phone.heartbeat.cancel()
     await asyncio.gather(*(p.ws.close() for lobby in lobbies for p in lobby))
 
 
@@ -363,7 +391,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1.0, help="commands per host per second")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--parallel", type=int, default=20, help="lobbies set up at once")
-    parser.add_argument("--saturation-rates", type=float, nargs="*", default=[2, 3, 4, 6])
+    parser.add_argument(
+        "--saturation-rates", type=float, nargs="*", default=[0.2, 0.3, 0.4, 0.6, 0.8, 1.0]
+    )
     parser.add_argument("--saturation-seconds", type=float, default=10.0)
     parser.add_argument("--ceiling-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -7,10 +7,11 @@ import hmac
 from fastapi import HTTPException, Request, status
 
 
-def require_internal_token(request: Request) -> None:
+async def require_internal_token(request: Request) -> None:
     """FastAPI dependency: refuse a call without the internal token, when one is configured.
 
-    The token is compared in constant time and never logged.
+    The token is compared in constant time and never logged. (Async, so FastAPI runs it on
+    the event loop instead of handing every request to a worker thread.)
     """
     expected = request.app.state.settings.internal_token
     if expected is None:

@@ -23,7 +23,7 @@ from sonalyze_lobby import rules
 from sonalyze_lobby.lobbies import Lobbies
 
 
-def _lobbies(request: Request) -> Lobbies:
+async def _lobbies(request: Request) -> Lobbies:
     lobbies: Lobbies = request.app.state.lobbies
     return lobbies
 

@@ -117,21 +117,16 @@ async def change_lobby(lobby_id: UUID, body: LobbyChange, session: SessionDep) -
     }
     if body.close:
         values["closed_at"] = sa.func.now()
-    referenced = {p.device_id for p in body.upsert_participants}
     if body.host_device_id is not None:
-        referenced.add(body.host_device_id)
-    await _require_devices(session, referenced)
-    lobby = await session.get(Lobby, lobby_id)
-    if lobby is not None and lobby.closed_at is not None:
-        raise conflict(f"lobby {lobby_id} is closed")
+        await _require_devices(session, {body.host_device_id})
+    # The version check locks the row; a lobby closed meanwhile is refused below.
     row = await update_versioned(session, Lobby, lobby_id, body.expected_version, values, "lobby")
     if row.closed_at is not None and not body.close:
-        # Closed by a change that committed between the check above and this update.
         raise conflict(f"lobby {lobby_id} is closed")
     await _remove_participants(session, lobby_id, body.remove_participants)
-    for upsert in body.upsert_participants:
-        await _upsert_participant(session, lobby_id, upsert)
-    await _check_membership(session, lobby_id)
+    added = [u for u in body.upsert_participants if await _upsert_participant(session, lobby_id, u)]
+    if added or body.remove_participants or body.host_device_id is not None:
+        await _check_membership(session, lobby_id)
     events = await commit_with_events(session, lobby_id, body.events)
     return await _changed(session, lobby_id, events)
 
@@ -155,15 +150,20 @@ async def _remove_participants(session: AsyncSession, lobby_id: UUID, ids: list[
 
 async def _upsert_participant(
     session: AsyncSession, lobby_id: UUID, body: ParticipantUpsert
-) -> None:
+) -> bool:
+    """Apply one upsert; whether it added the participant."""
     current = await session.get(Participant, (lobby_id, body.device_id))
+    added = current is None
     if current is None:
+        await _require_devices(session, {body.device_id})
         current = Participant(lobby_id=lobby_id, device_id=body.device_id)
         session.add(current)
     for field in ("role", "status", "presence", "connection_id"):
         if field in body.model_fields_set:
             setattr(current, field, getattr(body, field))
-    await session.flush()
+    if added:
+        await session.flush()
+    return added
 
 
 async def _check_membership(session: AsyncSession, lobby_id: UUID) -> None:
