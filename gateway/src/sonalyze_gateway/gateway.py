@@ -65,10 +65,11 @@ class Gateway:
         self.draining = True
         for session in list(self.sessions):
             session.outbox.close(CloseCode.going_away, "the gateway is restarting; reconnect")
-        deadline = self.settings.shutdown_timeout_s
-        waits = [s.done.wait() for s in list(self.sessions)]
+        waits = [asyncio.create_task(s.done.wait()) for s in list(self.sessions)]
         if waits:
-            await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=deadline)
+            await asyncio.wait(waits, timeout=self.settings.shutdown_timeout_s)
+            for wait in waits:
+                wait.cancel()
 
     async def close(self) -> None:
         for task in list(self._background):

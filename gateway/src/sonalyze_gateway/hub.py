@@ -56,8 +56,6 @@ class EventHub:
                         message = outgoing(event)
                         for feed in list(feeds):
                             feed.offer(event.seq, message)
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 logger.warning("event stream interrupted (%s); reconnecting", exc)
             self._set_connected(False)

@@ -180,7 +180,7 @@ class Session:
             raise ServiceError(ErrorCode.not_found, str(exc)) from None
         except StorageUnavailable:
             raise ServiceError(ErrorCode.unavailable, "storage is unavailable; retry") from None
-        except (StorageError, Exception):
+        except Exception:
             logger.exception("%s failed", kind)
             raise ServiceError(ErrorCode.internal, f"{kind} failed unexpectedly") from None
 
