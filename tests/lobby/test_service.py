@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
+from sonalyze.domain import ParticipantStatus
+from sonalyze.storage_api import LobbyChange, LobbyRead
+from sonalyze.storage_client import StorageClient
+from sonalyze_lobby import rules
 from sonalyze_lobby.app import create_app
+from sonalyze_lobby.lobbies import Lobbies
 from sonalyze_lobby.settings import LobbySettings
 from tests.conftest import TOKEN, serving
 from tests.storage.helpers import device
@@ -128,3 +133,31 @@ def test_host_leaving_passes_the_host_on_and_the_last_one_closes(
     assert [e["type"] for e in closed["events"]] == ["participant.left", "lobby.closed"]
     gone = lobby.post("/v1/lobbies/join", json={"device_id": phone, "code": room["code"]})
     assert gone.status_code == 404
+
+
+def test_two_replicas_decide_right_on_remembered_state(storage_url: str) -> None:
+    """A replica decides on the state it last saw; another replica's change in between must
+    neither be undone nor hide a change that is still needed."""
+    ready, not_ready = ParticipantStatus.ready, ParticipantStatus.not_ready
+
+    async def scenario() -> None:
+        async with StorageClient(storage_url, TOKEN) as storage:
+            a, b = Lobbies(storage, 10), Lobbies(storage, 10)
+            host = (await storage.create_device()).id
+            made = (await a.create(host, None)).lobby
+
+            def status(to: ParticipantStatus) -> Callable[[LobbyRead], LobbyChange | None]:
+                return lambda lobby: rules.update_status(lobby, host, to)
+
+            await b.apply(made.id, status(ready))
+            # a remembers not_ready: "nothing to change" must be checked on fresh state.
+            back = await a.apply(made.id, status(not_ready))
+            assert [e.type for e in back.events] == ["role.updated"]
+            await b.apply(made.id, status(ready))
+            # a remembers not_ready again; its change is refused as stale, then is a no-op.
+            same = await a.apply(made.id, status(ready))
+            assert same.events == [] and same.lobby.participants[0].status == ready
+            final = await storage.get_lobby(made.id)
+            assert final.last_seq == made.last_seq + 3
+
+    asyncio.run(scenario())

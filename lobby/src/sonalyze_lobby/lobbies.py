@@ -1,8 +1,15 @@
 """Lobby commands against storage: read, decide by :mod:`sonalyze_lobby.rules`, write with the
-version read, and decide again on fresh data when another change got there first."""
+version read, and decide again on fresh data when another change got there first.
+
+The service remembers the last state it saw of each lobby (bounded, least recently used
+first out) and decides on it without reading storage first. That is safe because storage
+refuses a change based on any other version; only a decision to change something is taken
+on remembered state. "Nothing to change" and refusals are decided on fresh state.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from uuid import UUID
 
@@ -18,10 +25,28 @@ Decide = Callable[[LobbyRead], LobbyChange | None]
 class Lobbies:
     """The lobby service's operations; ``attempts`` bounds retries after lost races."""
 
-    def __init__(self, storage: StorageClient, max_members: int, attempts: int = 20) -> None:
+    def __init__(
+        self,
+        storage: StorageClient,
+        max_members: int,
+        attempts: int = 20,
+        remembered: int = 10_000,
+    ) -> None:
         self._storage = storage
         self._max_members = max_members
         self._attempts = attempts
+        self._remembered = remembered
+        self._seen: OrderedDict[UUID, LobbyRead] = OrderedDict()
+
+    def _remember(self, lobby: LobbyRead) -> LobbyRead:
+        self._seen[lobby.id] = lobby
+        self._seen.move_to_end(lobby.id)
+        while len(self._seen) > self._remembered:
+            self._seen.popitem(last=False)
+        return lobby
+
+    def _forget(self, lobby_id: UUID) -> None:
+        self._seen.pop(lobby_id, None)
 
     async def create(self, device_id: UUID, name: str | None) -> LobbyChanged:
         """A new open lobby with a fresh join code, hosted by ``device_id``."""
@@ -38,15 +63,18 @@ class Lobbies:
                 ],
             )
             try:
-                return await self._storage.create_lobby(body)
+                created = await self._storage.create_lobby(body)
+                self._remember(created.lobby)
+                return created
             except StorageConflict:
                 continue  # the code is taken by an open lobby: draw another
         raise ServiceError(ErrorCode.unavailable, "no free join code found; try again")
 
     async def get(self, lobby_id: UUID) -> LobbyRead:
         try:
-            return await self._storage.get_lobby(lobby_id)
+            return self._remember(await self._storage.get_lobby(lobby_id))
         except StorageNotFound:
+            self._forget(lobby_id)
             raise ServiceError(ErrorCode.not_found, f"lobby {lobby_id} not found") from None
 
     async def join(self, device_id: UUID, typed_code: str) -> LobbyChanged:
@@ -60,17 +88,29 @@ class Lobbies:
 
     async def apply(self, lobby_id: UUID, decide: Decide) -> LobbyChanged:
         """Decide on the lobby as it is now and write the change; again if it moved meanwhile."""
+        remembered = self._seen.get(lobby_id)
         for _ in range(self._attempts):
-            lobby = await self.get(lobby_id)
-            if lobby.closed_at is not None:
-                raise ServiceError(ErrorCode.not_found, f"lobby {lobby_id} is closed")
-            change = decide(lobby)
-            if change is None:
-                return LobbyChanged(lobby=lobby, events=[])
+            lobby = remembered or await self.get(lobby_id)
+            change = None
             try:
-                return await self._storage.change_lobby(lobby_id, change)
+                if lobby.closed_at is not None:
+                    raise ServiceError(ErrorCode.not_found, f"lobby {lobby_id} is closed")
+                change = decide(lobby)
+            except ServiceError:
+                if remembered is None:
+                    raise
+            if change is None:
+                if remembered is None:
+                    return LobbyChanged(lobby=lobby, events=[])
+                remembered = None  # decide "nothing to change" or "refused" on fresh state
+                continue
+            remembered = None
+            try:
+                changed = await self._storage.change_lobby(lobby_id, change)
             except StorageConflict:
                 continue  # another change came first: decide again on what it left
+            self._remember(changed.lobby)
+            return changed
         raise ServiceError(ErrorCode.conflict, "the lobby kept changing; try again")
 
     async def _device(self, device_id: UUID) -> None:
