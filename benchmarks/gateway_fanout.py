@@ -15,9 +15,11 @@ p99 stays under 50 ms with nothing lost), and runs the same clients against a ba
 ceiling of what Python WebSockets do on this machine, with no storage, lobby rules or
 Postgres in the path. Figures for both and their ratio are printed.
 
-Server CPU and memory come from the gateway's ``/metrics`` (process collector): CPU seconds
-used during the run divided by its length, and resident memory growth from before the phones
-connected to after, per connection. All processes share this machine's cores with the client.
+CPU is read from ``/proc`` for every process of the stack (the five services, Postgres) and for
+this client, before and after the run, and reported per command: it shows where the time of
+a command goes. Gateway memory per connection is its resident memory growth (from its
+``/metrics``) from before the phones connected to after, divided by the connections. All
+processes share this machine's cores with the client.
 
 Run from the workspace root (exits 1 if any event was lost, duplicated or out of order):
 
@@ -44,6 +46,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -254,12 +257,31 @@ def threading_drain(process: subprocess.Popen[str]) -> None:
     threading.Thread(target=drain, daemon=True).start()
 
 
-def gateway_process_figures(http: str) -> tuple[float, float]:
-    """(CPU seconds, resident bytes) of the gateway process, from its /metrics."""
+def gateway_rss(http: str) -> float:
+    """Resident bytes of the gateway process, from its /metrics."""
     text = httpx.get(f"{http}/metrics").text
-    cpu = float(re.search(r"^sonalyze_process_cpu_seconds_total (\S+)", text, re.M)[1])  # type: ignore[index]
-    rss = float(re.search(r"^sonalyze_process_resident_memory_bytes (\S+)", text, re.M)[1])  # type: ignore[index]
-    return cpu, rss
+    match = re.search(r"^sonalyze_process_resident_memory_bytes (\S+)", text, re.M)
+    assert match is not None
+    return float(match[1])
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each process group: the services, Postgres, this client."""
+    tick = os.sysconf("SC_CLK_TCK")
+    listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    used: dict[str, float] = {"client": 0.0}
+    for line in listing.splitlines()[1:]:
+        pid, _, args = line.strip().partition(" ")
+        service = re.search(r"-m sonalyze_(\w+)", args)
+        group = service[1] if service else "postgres" if "postgres" in args else None
+        if int(pid) == os.getpid():
+            group = "client"
+        if group is None:
+            continue
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            used[group] = used.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return used
 
 
 async def ceiling_server(port: int) -> None:
@@ -336,22 +358,30 @@ async def close_all(lobbies: list[list[Phone]]) -> None:
 
 
 async def measure_gateway(args: argparse.Namespace, url: str, http: str) -> tuple[Run, bool]:
-    cpu0, rss0 = gateway_process_figures(http)
+    rss0 = gateway_rss(http)
     started = time.perf_counter()
     lobbies = await build_lobbies(url, args.phones, args.lobby_size, args.parallel)
     took = time.perf_counter() - started
     print(f"gateway: {sum(map(len, lobbies))} phones in {len(lobbies)} lobbies in {took:.1f} s")
-    _, rss1 = gateway_process_figures(http)
-    cpu1, _ = gateway_process_figures(http)
+    rss1 = gateway_rss(http)
+    cpu1 = cpu_seconds()
     run = await drive(lobbies, args.rate, args.seconds)
-    cpu2, rss2 = gateway_process_figures(http)
+    cpu2 = cpu_seconds()
+    rss2 = gateway_rss(http)
     held = sum(1 for lobby in lobbies for p in lobby if p.ws.close_code is None)
     report("gateway", run)
+    per_command = {k: 1000 * (cpu2[k] - cpu1.get(k, 0.0)) / run.commands for k in cpu2}
+    busy = sum(cpu2[k] - cpu1.get(k, 0.0) for k in cpu2) / run.seconds
     print(
-        f"gateway: connections held {held}; CPU {100 * (cpu2 - cpu1) / run.seconds:.0f}% of one "
-        f"core ({1e6 * (cpu2 - cpu1) / run.seconds / held:.0f} us/s per connection); memory "
-        f"{(rss1 - rss0) / held / 1024:.1f} KiB per connection (RSS {rss0 / 2**20:.0f} -> "
-        f"{rss2 / 2**20:.0f} MiB); connect phase CPU {cpu1 - cpu0:.1f} s"
+        f"gateway: connections held {held}; memory {(rss1 - rss0) / held / 1024:.1f} KiB per "
+        f"connection (RSS {rss0 / 2**20:.0f} -> {rss2 / 2**20:.0f} MiB); gateway CPU "
+        f"{1e6 * (cpu2['gateway'] - cpu1['gateway']) / run.seconds / held:.0f} us/s per "
+        "connection"
+    )
+    print(
+        "CPU ms per command: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in sorted(per_command.items(), key=lambda i: -i[1]))
+        + f"; all processes together {busy:.2f} cores busy"
     )
     ok = (
         run.lost == 0
