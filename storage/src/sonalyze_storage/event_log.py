@@ -8,8 +8,9 @@ takes a transaction-scoped advisory lock and holds it through the commit (locks 
 only after the commit is visible). The lock is taken as the very last step of the transaction,
 so it serialises just the insert and the commit.
 
-Waking readers. The same transaction runs ``pg_notify``, delivered on commit, which wakes the
-stream readers of every storage replica; they then read from Postgres, the only source of truth.
+Waking readers. The same transaction runs ``pg_notify`` (in the statement that takes the lock),
+delivered on commit, which wakes the stream readers of every storage replica; they then read
+from Postgres, the only source of truth.
 """
 
 from __future__ import annotations
@@ -70,7 +71,13 @@ async def append_events(
     if last_seq is None:
         raise LobbyMissing(lobby_id)
     first_seq = last_seq - len(events) + 1
-    await session.exec(sa.select(sa.func.pg_advisory_xact_lock(EVENT_ORDER_LOCK)))
+    # A notification is delivered only when the transaction commits, so it can go first.
+    await session.exec(
+        sa.select(
+            sa.func.pg_advisory_xact_lock(EVENT_ORDER_LOCK),
+            sa.func.pg_notify(NOTIFY_CHANNEL, str(lobby_id)),
+        )
+    )
     rows = (
         (
             await session.exec(
@@ -89,7 +96,6 @@ async def append_events(
         .scalars()
         .all()
     )
-    await session.exec(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, str(rows[-1].id))))
     return list(rows)
 
 

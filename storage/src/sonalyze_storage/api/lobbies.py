@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -30,20 +30,25 @@ router = APIRouter(prefix="/lobbies", tags=["lobbies"])
 _FIELDS = ("name", "host_device_id", "workflow_state", "max_members", "locked")
 
 
-async def read_lobby(session: AsyncSession, lobby: Lobby) -> LobbyRead:
-    participants = (
-        await session.exec(
-            select(Participant)
-            .where(col(Participant.lobby_id) == lobby.id)
-            .order_by(col(Participant.joined_at), col(Participant.device_id))
-        )
-    ).all()
+async def _participants(session: AsyncSession, lobby_id: UUID) -> Sequence[Participant]:
+    query = select(Participant).where(col(Participant.lobby_id) == lobby_id)
+    return (await session.exec(query)).all()
+
+
+def _lobby_read(lobby: Lobby, participants: Iterable[Participant], last_seq: int) -> LobbyRead:
+    """The lobby as the API shows it: participants in joining order."""
+    ordered = sorted(participants, key=lambda p: (p.joined_at, str(p.device_id)))
     return LobbyRead.model_validate(
         {
             **lobby.model_dump(),
-            "participants": [ParticipantRead.model_validate(p) for p in participants],
+            "last_seq": last_seq,
+            "participants": [ParticipantRead.model_validate(p) for p in ordered],
         }
     )
+
+
+async def read_lobby(session: AsyncSession, lobby: Lobby) -> LobbyRead:
+    return _lobby_read(lobby, await _participants(session, lobby.id), lobby.last_seq)
 
 
 async def _changed(session: AsyncSession, lobby_id: UUID, events: Sequence[Event]) -> LobbyChanged:
@@ -123,12 +128,22 @@ async def change_lobby(lobby_id: UUID, body: LobbyChange, session: SessionDep) -
     row = await update_versioned(session, Lobby, lobby_id, body.expected_version, values, "lobby")
     if row.closed_at is not None and not body.close:
         raise conflict(f"lobby {lobby_id} is closed")
+    # Loaded once: the upserts find their rows here, and the answer is built from them.
+    participants = {p.device_id: p for p in await _participants(session, lobby_id)}
     await _remove_participants(session, lobby_id, body.remove_participants)
-    added = [u for u in body.upsert_participants if await _upsert_participant(session, lobby_id, u)]
-    if added or body.remove_participants or body.host_device_id is not None:
-        await _check_membership(session, lobby_id)
+    for device_id in body.remove_participants:
+        participants.pop(device_id, None)
+    for upsert in body.upsert_participants:
+        current = participants.get(upsert.device_id)
+        participants[upsert.device_id] = await _upsert_participant(
+            session, lobby_id, upsert, current
+        )
+    # Safe on what this transaction sees: the version check holds the lobby's row lock, and
+    # every change of its participants goes through here.
+    _check_membership(row, participants)
     events = await commit_with_events(session, lobby_id, body.events)
-    return await _changed(session, lobby_id, events)
+    lobby = _lobby_read(row, participants.values(), events[-1].seq if events else row.last_seq)
+    return LobbyChanged(lobby=lobby, events=[EventRead.model_validate(e) for e in events])
 
 
 async def _remove_participants(session: AsyncSession, lobby_id: UUID, ids: list[UUID]) -> None:
@@ -149,10 +164,9 @@ async def _remove_participants(session: AsyncSession, lobby_id: UUID, ids: list[
 
 
 async def _upsert_participant(
-    session: AsyncSession, lobby_id: UUID, body: ParticipantUpsert
-) -> bool:
-    """Apply one upsert; whether it added the participant."""
-    current = await session.get(Participant, (lobby_id, body.device_id))
+    session: AsyncSession, lobby_id: UUID, body: ParticipantUpsert, current: Participant | None
+) -> Participant:
+    """Apply one upsert to the participant's row ``current``, or add it."""
     added = current is None
     if current is None:
         await _require_devices(session, {body.device_id})
@@ -162,21 +176,12 @@ async def _upsert_participant(
         if field in body.model_fields_set:
             setattr(current, field, getattr(body, field))
     if added:
-        await session.flush()
-    return added
+        await session.flush()  # fetches joined_at (a server default) with RETURNING
+    return current
 
 
-async def _check_membership(session: AsyncSession, lobby_id: UUID) -> None:
-    lobby = await session.get(Lobby, lobby_id, populate_existing=True)
-    assert lobby is not None
-    members = set(
-        (
-            await session.exec(
-                select(Participant.device_id).where(col(Participant.lobby_id) == lobby_id)
-            )
-        ).all()
-    )
-    if len(members) > lobby.max_members:
-        raise conflict(f"lobby {lobby_id} is full ({lobby.max_members} members)")
-    if lobby.closed_at is None and lobby.host_device_id not in members:
+def _check_membership(lobby: Lobby, participants: dict[UUID, Participant]) -> None:
+    if len(participants) > lobby.max_members:
+        raise conflict(f"lobby {lobby.id} is full ({lobby.max_members} members)")
+    if lobby.closed_at is None and lobby.host_device_id not in participants:
         raise conflict(f"the host {lobby.host_device_id} must be a participant of the lobby")
