@@ -122,6 +122,14 @@ class Phone:
                 self._arrived.clear()
                 await self._arrived.wait()
 
+    async def wait_for_event(self, kind: str, within_s: float = 10) -> dict[str, Any]:
+        """The first event of type ``kind``, once it arrived."""
+        async with asyncio.timeout(within_s):
+            while not any(e["type"] == kind for e in self.events):
+                self._arrived.clear()
+                await self._arrived.wait()
+        return next(e for e in self.events if e["type"] == kind)
+
     async def wait_for_uncorrelated(self, within_s: float = 10) -> dict[str, Any]:
         async with asyncio.timeout(within_s):
             while not self.uncorrelated:

@@ -77,6 +77,10 @@ async def missing_field(lobby: Lobby) -> object:
     return await error_of(lobby.guest, kind="lobby.join", payload={})
 
 
+async def deeply_nested(lobby: Lobby) -> object:
+    return await error_of(lobby.guest, "[" * 50_000)
+
+
 async def mistyped_field(lobby: Lobby) -> object:
     return await error_of(lobby.guest, kind="role.update", payload={"status": 5})
 
@@ -147,6 +151,7 @@ CASES: list[tuple[str, Case, object]] = [
     ("unknown type", unknown_type, ("bad_request", "d1")),
     ("missing field", missing_field, "bad_request"),
     ("mistyped field", mistyped_field, "bad_request"),
+    ("deeply nested JSON", deeply_nested, ("bad_request", None)),
     ("wrong version", wrong_version, ("bad_request", "p1")),
     ("oversize frame", oversize_frame, CloseCode.message_too_large),
     ("binary frame", binary_frame, CloseCode.protocol_error),

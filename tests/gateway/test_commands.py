@@ -67,11 +67,15 @@ def test_a_repeated_command_id_is_answered_again_and_runs_once(
         again = await host.command("lobby.create", {"name": "once"}, id="create-1")
         assert again["payload"] == first["payload"] and again["corr"] == "create-1"
         assert snapshot() == before, "the repeat changed nothing"
-        # Also from a new connection of the same device (a retry after a drop).
+        # From a new connection of the same device (a retry after a drop), the same reply,
+        # and the same effect on that connection: it gets the snapshot and follows the lobby.
         other = await Phone.connect(gateway, token=host.token)
         third = await other.command("lobby.create", {"name": "once"}, id="create-1")
         assert third["payload"] == first["payload"]
-        assert snapshot() == before
+        after = snapshot()
+        assert (after["events"], after["lobbies"][:2]) == (before["events"], "1:")
+        state = await other.wait_for_event("lobby.state")
+        assert state["lobby"] == first["payload"]["lobby_id"]
         await host.close()
         await other.close()
 

@@ -122,3 +122,24 @@ def test_commands_beyond_the_burst_are_rate_limited(gateway_settings: GatewaySet
 
     with gateway_serving(settings) as url:
         asyncio.run(scenario(url))
+
+
+def test_moving_to_another_lobby_shows_the_phone_offline_in_the_first(gateway: str) -> None:
+    async def scenario() -> None:
+        first_host = await Phone.connect(gateway)
+        first = await first_host.ok("lobby.create", {})
+        phone = await Phone.connect(gateway)
+        joined = await phone.ok("lobby.join", {"code": first["code"]})
+        other_host = await Phone.connect(gateway)
+        other = await other_host.ok("lobby.create", {})
+        await phone.ok("lobby.join", {"code": other["code"]})
+        await first_host.wait_for_seq(joined["seq"] + 1)
+        assert first_host.events[-1]["type"] == "participant.presence"
+        assert first_host.events[-1]["payload"] == {
+            "device_id": phone.device_id,
+            "presence": "offline",
+        }
+        for p in (first_host, phone, other_host):
+            await p.close()
+
+    asyncio.run(scenario())

@@ -32,6 +32,7 @@ def test_a_phone_that_stops_reading_is_closed_4001_and_delays_nobody(
     settings = gateway_settings.model_copy(
         update={
             "send_queue_size": 16,
+            "slow_consumer_s": 1.0,
             "send_buffer_bytes": 4096,
             "commands_per_s": 10_000,
             "command_burst": 10_000,

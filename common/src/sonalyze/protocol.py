@@ -289,6 +289,8 @@ def parse_command(text: str) -> Command:
         raw = json.loads(text)
     except ValueError as exc:
         raise Refused(ErrorCode.bad_request, f"not JSON: {exc}", None) from None
+    except RecursionError:
+        raise Refused(ErrorCode.bad_request, "JSON nested too deeply", None) from None
     corr = raw.get("id") if isinstance(raw, dict) else None
     if not (isinstance(corr, str) and 0 < len(corr) <= 64):
         corr = None

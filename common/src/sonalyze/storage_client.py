@@ -7,12 +7,13 @@ Every method sends and parses the models of :mod:`sonalyze.storage_api`; a refus
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from sonalyze.domain import JobState
 from sonalyze.storage_api import (
@@ -43,6 +44,7 @@ from sonalyze.storage_api import (
 )
 
 M = TypeVar("M")
+logger = logging.getLogger(__name__)
 
 
 class StorageError(Exception):
@@ -210,7 +212,12 @@ class StorageClient:
                     on_open()
                 async for line in response.aiter_lines():
                     if line.startswith("data: "):
-                        yield EventRead.model_validate_json(line[6:])
+                        try:
+                            event = EventRead.model_validate_json(line[6:])
+                        except ValidationError as exc:  # never stall the stream on one event
+                            logger.error("skipping an event storage sent: %s", exc)
+                            continue
+                        yield event
         except httpx.TransportError as exc:
             raise StorageUnavailable(f"event stream interrupted: {exc!r}") from exc
 

@@ -55,7 +55,7 @@ class Feed:
         """A live event from the stream (called for every event of the lobby)."""
         if seq <= self.last_seq:
             return
-        if self._task is None and seq == self.last_seq + 1:
+        if self._task is None and seq == self.last_seq + 1 and self._outbox.has_room:
             self._send(seq, message)
             return
         if len(self._pending) < MAX_PENDING:
@@ -91,7 +91,9 @@ class Feed:
                     ):
                         self.last_seq = event.seq
                 while self.last_seq + 1 in self._pending:
-                    self._send(self.last_seq + 1, self._pending.pop(self.last_seq + 1))
+                    if not await self._outbox.put_paced(self._pending.pop(self.last_seq + 1)):
+                        return
+                    self.last_seq += 1
                 for seq in [s for s in self._pending if s <= self.last_seq]:
                     del self._pending[seq]
                 if len(page) < PAGE:

@@ -55,7 +55,10 @@ class EventHub:
                     if feeds:
                         message = outgoing(event)
                         for feed in list(feeds):
-                            feed.offer(event.seq, message)
+                            try:
+                                feed.offer(event.seq, message)
+                            except Exception:  # one connection's failure is not the others'
+                                logger.exception("offering event %s failed", event.id)
             except Exception as exc:
                 logger.warning("event stream interrupted (%s); reconnecting", exc)
             self._set_connected(False)

@@ -1,8 +1,10 @@
 """One connection's bounded send queue and the writer task that empties it.
 
 Fan-out only ever appends to a queue (never awaits a socket), so a phone that stops reading
-fills its own queue and nobody else's. When the queue is full the connection is a slow
-consumer: it takes nothing more, and the writer sends the close frame after what is queued.
+fills its own queue and nobody else's. Past half full, live events wait in the connection's
+feed and are queued as room appears (:meth:`Outbox.put_paced`); a connection that makes no
+room for ``slow_consumer_s``, or whose queue fills up, is a slow consumer: it takes nothing
+more, and the writer sends the close frame after what is queued.
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ class Outgoing:
 class Outbox:
     """Messages waiting for one connection's socket."""
 
-    def __init__(self, websocket: WebSocket, size: int, metrics: WsMetrics) -> None:
+    def __init__(
+        self, websocket: WebSocket, size: int, slow_consumer_s: float, metrics: WsMetrics
+    ) -> None:
         self._ws = websocket
         self._size = size
+        self._slow_consumer_s = slow_consumer_s
         self._metrics = metrics
         self._queue: deque[Outgoing] = deque()
         self._ready = asyncio.Event()
@@ -40,13 +45,17 @@ class Outbox:
         self.close_reason = ""
         self.closing = asyncio.Event()
 
+    @property
+    def has_room(self) -> bool:
+        """Less than half full: live events may be queued directly."""
+        return self._room.is_set()
+
     def put(self, message: Outgoing) -> bool:
         """Queue ``message``; when the queue is full, close as a slow consumer instead."""
         if self.close_code is not None:
             return False
         if len(self._queue) >= self._size:
-            self._metrics.slow_consumers.inc()
-            self.close(CloseCode.slow_consumer, "you stopped reading; reconnect and resume")
+            self._slow()
             return False
         self._queue.append(message)
         if len(self._queue) >= self._size // 2:
@@ -55,10 +64,19 @@ class Outbox:
         return True
 
     async def put_paced(self, message: Outgoing) -> bool:
-        """Queue ``message`` once the queue is less than half full (for catch-up, which may
-        have many messages to send and must not overflow the queue by itself)."""
-        await self._room.wait()
+        """Queue ``message`` once the queue is less than half full; close as a slow consumer
+        if that takes longer than ``slow_consumer_s``."""
+        try:
+            await asyncio.wait_for(self._room.wait(), self._slow_consumer_s)
+        except TimeoutError:
+            self._slow()
+            return False
         return self.put(message)
+
+    def _slow(self) -> None:
+        if self.close_code is None:
+            self._metrics.slow_consumers.inc()
+            self.close(CloseCode.slow_consumer, "you stopped reading; reconnect and resume")
 
     def close(self, code: int, reason: str) -> None:
         """Send the close frame after what is queued; queue nothing more. The first wins."""

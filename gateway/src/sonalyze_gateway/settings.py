@@ -49,6 +49,11 @@ class GatewaySettings(StorageClientSettings):
         ge=8,
         description="Messages queued for one connection before it counts as a slow consumer.",
     )
+    slow_consumer_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long a connection's queue may stay over half full before it is closed.",
+    )
     send_buffer_bytes: int = Field(
         64 * 1024,
         ge=4096,

@@ -9,6 +9,8 @@ on remembered state. "Nothing to change" and refusals are decided on fresh state
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections import OrderedDict
 from collections.abc import Callable
 from uuid import UUID
@@ -89,7 +91,7 @@ class Lobbies:
     async def apply(self, lobby_id: UUID, decide: Decide) -> LobbyChanged:
         """Decide on the lobby as it is now and write the change; again if it moved meanwhile."""
         remembered = self._seen.get(lobby_id)
-        for _ in range(self._attempts):
+        for attempt in range(self._attempts):
             lobby = remembered or await self.get(lobby_id)
             change = None
             try:
@@ -108,7 +110,10 @@ class Lobbies:
             try:
                 changed = await self._storage.change_lobby(lobby_id, change)
             except StorageConflict:
-                continue  # another change came first: decide again on what it left
+                # Another change came first: decide again on what it left, after a random
+                # pause, so that writers that keep colliding fall out of step.
+                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                continue
             self._remember(changed.lobby)
             return changed
         raise ServiceError(ErrorCode.conflict, "the lobby kept changing; try again")

@@ -1,0 +1,187 @@
+"""Running one device's commands: the lobby service decides, storage answers reads.
+
+A command's outcome is its reply and, for commands that enter, resume or leave a lobby, what
+the connection does next (:class:`Follow`). Both are data, so a repeated command id answered
+from memory has the same effect on whichever connection repeats it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from sonalyze import protocol
+from sonalyze.errors import ErrorCode, ServiceError
+from sonalyze.storage_api import LobbyChanged, LobbyRead
+from sonalyze.storage_client import StorageNotFound, StorageUnavailable
+from sonalyze_gateway.outbox import Outgoing
+
+if TYPE_CHECKING:
+    from sonalyze_gateway.gateway import Gateway
+
+logger = logging.getLogger(__name__)
+
+# Refusals that may well not happen on a retry are not remembered for the command's id.
+TRANSIENT = frozenset({ErrorCode.unavailable, ErrorCode.internal, ErrorCode.rate_limited})
+
+
+@dataclass(frozen=True)
+class Follow:
+    """Follow ``lobby_id`` from ``after_seq`` (after sending ``snapshot``, if any); with
+    ``after_seq`` None, stop following it."""
+
+    lobby_id: UUID
+    after_seq: int | None
+    snapshot: str | None = None
+
+
+Handler = Callable[[Any], Awaitable[tuple[BaseModel, "Follow | None"]]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    reply: Outgoing
+    follow: Follow | None = None
+    remember: bool = True
+
+
+def error_reply(corr: str | None, exc: ServiceError) -> Outgoing:
+    payload = protocol.Error(code=exc.code, message=exc.message, retry_after_ms=exc.retry_after_ms)
+    return Outgoing(protocol.reply("error", corr, payload), "error")
+
+
+def rate_limited(message: str, wait_s: float) -> ServiceError:
+    retry_ms = max(1, int(wait_s * 1000 + 0.999))
+    return ServiceError(ErrorCode.rate_limited, f"{message}; retry in {wait_s:.1f} s", retry_ms)
+
+
+class Commands:
+    """The commands of one connection's device; ``lobby_id`` is the lobby it follows."""
+
+    def __init__(
+        self, gateway: Gateway, device_id: UUID, lobby_id: UUID | None, address: str
+    ) -> None:
+        self.gw = gateway
+        self.device_id = device_id
+        self.lobby_id = lobby_id
+        self.address = address
+
+    async def run(self, kind: str, corr: str, payload: BaseModel) -> Outcome:
+        """Run one command to its outcome; refusals become ``error`` replies."""
+        handler = self._handlers()[kind]
+        try:
+            answer, follow = await handler(payload)
+        except ServiceError as exc:
+            return Outcome(error_reply(corr, exc), remember=exc.code not in TRANSIENT)
+        except StorageNotFound as exc:
+            return Outcome(error_reply(corr, ServiceError(ErrorCode.not_found, str(exc))))
+        except StorageUnavailable:
+            error = ServiceError(ErrorCode.unavailable, "storage is unavailable; retry")
+            return Outcome(error_reply(corr, error), remember=False)
+        except Exception:
+            logger.exception("%s failed", kind)
+            error = ServiceError(ErrorCode.internal, f"{kind} failed unexpectedly")
+            return Outcome(error_reply(corr, error), remember=False)
+        return Outcome(Outgoing(protocol.reply("ack", corr, answer), "ack"), follow)
+
+    def _handlers(self) -> dict[str, Handler]:
+        return {
+            "lobby.create": self._lobby_create,
+            "lobby.join": self._lobby_join,
+            "lobby.leave": self._lobby_leave,
+            "role.assign": self._role_assign,
+            "role.update": self._role_update,
+            "resume": self._resume,
+            "ping": self._ping,
+            "time.sync": self._time_sync,
+        }
+
+    async def _lobby_create(self, body: protocol.LobbyCreate) -> tuple[BaseModel, Follow]:
+        changed = await self.gw.lobbies.create(self.device_id, body.name)
+        return _entered(changed.lobby)
+
+    async def _lobby_join(self, body: protocol.LobbyJoin) -> tuple[BaseModel, Follow]:
+        keys = (f"device:{self.device_id}", f"address:{self.address}")
+        waits = [w for key in keys if (w := self.gw.join_failures.blocked(key)) is not None]
+        if waits:
+            self.gw.metrics.rate_limited.labels("join").inc()
+            raise rate_limited("too many wrong join codes", max(waits))
+        try:
+            changed = await self.gw.lobbies.join(self.device_id, body.code)
+        except ServiceError as exc:
+            if exc.code in (ErrorCode.not_found, ErrorCode.bad_request):
+                for key in keys:
+                    self.gw.join_failures.fail(key)
+            raise
+        return _entered(changed.lobby)
+
+    async def _lobby_leave(self, _: BaseModel) -> tuple[BaseModel, Follow]:
+        lobby_id = self._lobby()
+        changed = await self.gw.lobbies.leave(lobby_id, self.device_id)
+        return protocol.Changed(seq=_last_seq(changed)), Follow(lobby_id, None)
+
+    async def _role_assign(self, body: protocol.RoleAssign) -> tuple[BaseModel, None]:
+        changed = await self.gw.lobbies.assign_role(
+            self._lobby(), self.device_id, body.device_id, body.role
+        )
+        return protocol.Changed(seq=_last_seq(changed)), None
+
+    async def _role_update(self, body: protocol.RoleUpdate) -> tuple[BaseModel, None]:
+        changed = await self.gw.lobbies.update_status(self._lobby(), self.device_id, body.status)
+        return protocol.Changed(seq=_last_seq(changed)), None
+
+    async def _resume(self, body: protocol.Resume) -> tuple[BaseModel, Follow]:
+        outcome = "unavailable"
+        try:
+            lobby = await self.gw.storage.get_lobby(body.lobby_id)
+            if lobby.closed_at is not None:
+                outcome = "closed"
+                raise ServiceError(ErrorCode.not_found, f"lobby {lobby.id} is closed")
+            if all(p.device_id != self.device_id for p in lobby.participants):
+                outcome = "not_member"
+                raise ServiceError(ErrorCode.forbidden, "this device is not in that lobby")
+            if body.after_seq > lobby.last_seq:
+                outcome = "ahead"
+                raise ServiceError(
+                    ErrorCode.bad_request,
+                    f"after_seq {body.after_seq} is beyond the lobby's last seq {lobby.last_seq}",
+                )
+            outcome = "ok"
+        except StorageNotFound:
+            outcome = "not_found"
+            raise ServiceError(ErrorCode.not_found, f"lobby {body.lobby_id} not found") from None
+        finally:
+            self.gw.metrics.resumes.labels(outcome).inc()
+        resumed = protocol.Resumed(lobby_id=lobby.id, after_seq=body.after_seq)
+        return resumed, Follow(lobby.id, body.after_seq)
+
+    async def _ping(self, _: BaseModel) -> tuple[BaseModel, None]:
+        return protocol.Empty(), None
+
+    async def _time_sync(self, body: protocol.TimeSync) -> tuple[BaseModel, None]:
+        received = protocol.now_ms()
+        return protocol.TimeSyncReply(t0=body.t0, t1=received, t2=protocol.now_ms()), None
+
+    def _lobby(self) -> UUID:
+        if self.lobby_id is None:
+            raise ServiceError(ErrorCode.bad_request, "join, create or resume a lobby first")
+        return self.lobby_id
+
+
+def _entered(lobby: LobbyRead) -> tuple[BaseModel, Follow]:
+    """Ack with the lobby, then its snapshot, then its events after the snapshot."""
+    state = protocol.LobbyState.of(lobby)
+    snapshot = protocol.event_frame(
+        "lobby.state", lobby.id, lobby.last_seq, protocol.now_ms(), state
+    )
+    joined = protocol.Joined(lobby_id=lobby.id, code=lobby.code, seq=lobby.last_seq)
+    return joined, Follow(lobby.id, lobby.last_seq, snapshot)
+
+
+def _last_seq(changed: LobbyChanged) -> int | None:
+    return changed.events[-1].seq if changed.events else None
