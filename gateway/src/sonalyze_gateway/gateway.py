@@ -4,7 +4,6 @@ hub, limits, remembered replies, presence reports, and the set of open sessions 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -44,7 +43,6 @@ class Gateway:
         self.sessions: set[Session] = set()
         self.draining = False
         self._background: set[asyncio.Task[None]] = set()
-        self._stopping = asyncio.Event()
 
     def report_presence(
         self, lobby_id: UUID, device_id: UUID, presence: Presence, connection_id: UUID, delay: float
@@ -52,8 +50,7 @@ class Gateway:
         """Tell the lobby service, after ``delay`` seconds, that a connection came or went."""
 
         async def report() -> None:
-            with contextlib.suppress(TimeoutError):  # stopping: report at once
-                await asyncio.wait_for(self._stopping.wait(), delay)
+            await asyncio.sleep(delay)
             try:
                 await self.lobbies.update_presence(lobby_id, device_id, presence, connection_id)
             except Exception as exc:
@@ -75,11 +72,9 @@ class Gateway:
                 wait.cancel()
 
     async def close(self) -> None:
-        """Send the presence reports still waiting out their grace, then stop."""
-        self._stopping.set()
+        """Stop: reports still waiting out their grace are dropped, since a phone that left
+        just before a restart is as likely to be back on another gateway within it."""
         self.replies.close()
-        if self._background:
-            await asyncio.wait(list(self._background), timeout=self.settings.storage_timeout_s)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
