@@ -54,6 +54,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
+from sonalyze.service import quiet_garbage_collector
+
 SUBPROTOCOL = "sonalyze.v1"
 TARGET_P99_MS = 50.0
 _ids = itertools.count(1)
@@ -361,6 +363,7 @@ async def measure_gateway(args: argparse.Namespace, url: str, http: str) -> tupl
     rss0 = gateway_rss(http)
     started = time.perf_counter()
     lobbies = await build_lobbies(url, args.phones, args.lobby_size, args.parallel)
+    quiet_garbage_collector()  # the client's own pauses would count as delivery latency
     took = time.perf_counter() - started
     print(f"gateway: {sum(map(len, lobbies))} phones in {len(lobbies)} lobbies in {took:.1f} s")
     rss1 = gateway_rss(http)
@@ -408,6 +411,7 @@ async def measure_gateway(args: argparse.Namespace, url: str, http: str) -> tupl
 
 async def measure_ceiling(args: argparse.Namespace, url: str) -> Run:
     lobbies = await build_lobbies(url, args.phones, args.lobby_size, args.parallel)
+    quiet_garbage_collector()
     run = await drive(lobbies, args.rate, args.seconds)
     report("broadcast() ceiling", run)
     await close_all(lobbies)
