@@ -426,7 +426,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--parallel", type=int, default=20, help="lobbies set up at once")
     parser.add_argument(
-        "--saturation-rates", type=float, nargs="*", default=[0.2, 0.3, 0.4, 0.6, 0.8, 1.0]
+        "--saturation-rates", type=float, nargs="*", default=[1.0, 1.25, 1.5, 2.0, 2.5, 3.0]
     )
     parser.add_argument("--saturation-seconds", type=float, default=10.0)
     parser.add_argument("--ceiling-server", type=int, help=argparse.SUPPRESS)

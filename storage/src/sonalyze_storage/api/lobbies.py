@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -28,16 +29,24 @@ from sonalyze_storage.tables import Device, Event, Lobby, Participant
 router = APIRouter(prefix="/lobbies", tags=["lobbies"])
 
 _FIELDS = ("name", "host_device_id", "workflow_state", "max_members", "locked")
+_PARTICIPANT_FIELDS = ("role", "status", "presence", "connection_id")
 
 
-async def _participants(session: AsyncSession, lobby_id: UUID) -> Sequence[Participant]:
-    query = select(Participant).where(col(Participant.lobby_id) == lobby_id)
-    return (await session.exec(query)).all()
+# Participants are read and written as plain rows (SQL expressions, not ORM objects): a lobby
+# change touches them on every command, and the unit of work would cost more than the SQL.
+PARTICIPANTS = Participant.__table__  # type: ignore[attr-defined]
+Row = dict[str, Any]
 
 
-def _lobby_read(lobby: Lobby, participants: Iterable[Participant], last_seq: int) -> LobbyRead:
+async def _participants(session: AsyncSession, lobby_id: UUID) -> dict[UUID, Row]:
+    query = sa.select(PARTICIPANTS).where(PARTICIPANTS.c.lobby_id == lobby_id)
+    rows = (await session.exec(query)).mappings()
+    return {row["device_id"]: dict(row) for row in rows}
+
+
+def _lobby_read(lobby: Lobby, participants: Iterable[Row], last_seq: int) -> LobbyRead:
     """The lobby as the API shows it: participants in joining order."""
-    ordered = sorted(participants, key=lambda p: (p.joined_at, str(p.device_id)))
+    ordered = sorted(participants, key=lambda p: (p["joined_at"], str(p["device_id"])))
     return LobbyRead.model_validate(
         {
             **lobby.model_dump(),
@@ -48,7 +57,8 @@ def _lobby_read(lobby: Lobby, participants: Iterable[Participant], last_seq: int
 
 
 async def read_lobby(session: AsyncSession, lobby: Lobby) -> LobbyRead:
-    return _lobby_read(lobby, await _participants(session, lobby.id), lobby.last_seq)
+    participants = await _participants(session, lobby.id)
+    return _lobby_read(lobby, participants.values(), lobby.last_seq)
 
 
 async def _changed(session: AsyncSession, lobby_id: UUID, events: Sequence[Event]) -> LobbyChanged:
@@ -129,7 +139,7 @@ async def change_lobby(lobby_id: UUID, body: LobbyChange, session: SessionDep) -
     if row.closed_at is not None and not body.close:
         raise conflict(f"lobby {lobby_id} is closed")
     # Loaded once: the upserts find their rows here, and the answer is built from them.
-    participants = {p.device_id: p for p in await _participants(session, lobby_id)}
+    participants = await _participants(session, lobby_id)
     await _remove_participants(session, lobby_id, body.remove_participants)
     for device_id in body.remove_participants:
         participants.pop(device_id, None)
@@ -164,23 +174,29 @@ async def _remove_participants(session: AsyncSession, lobby_id: UUID, ids: list[
 
 
 async def _upsert_participant(
-    session: AsyncSession, lobby_id: UUID, body: ParticipantUpsert, current: Participant | None
-) -> Participant:
-    """Apply one upsert to the participant's row ``current``, or add it."""
-    added = current is None
+    session: AsyncSession, lobby_id: UUID, body: ParticipantUpsert, current: Row | None
+) -> Row:
+    """Apply one upsert to the participant's row ``current``, or add it; the row after."""
+    values = {f: getattr(body, f) for f in _PARTICIPANT_FIELDS if f in body.model_fields_set}
     if current is None:
         await _require_devices(session, {body.device_id})
-        current = Participant(lobby_id=lobby_id, device_id=body.device_id)
-        session.add(current)
-    for field in ("role", "status", "presence", "connection_id"):
-        if field in body.model_fields_set:
-            setattr(current, field, getattr(body, field))
-    if added:
-        await session.flush()  # fetches joined_at (a server default) with RETURNING
-    return current
+        defaults = {f: Participant.model_fields[f].default for f in ("status", "presence")}
+        insert = (
+            sa.insert(PARTICIPANTS)
+            .values(lobby_id=lobby_id, device_id=body.device_id, **{**defaults, **values})
+            .returning(PARTICIPANTS)
+        )
+        return dict((await session.exec(insert)).mappings().one())
+    if values:
+        await session.exec(
+            sa.update(PARTICIPANTS)
+            .where(PARTICIPANTS.c.lobby_id == lobby_id, PARTICIPANTS.c.device_id == body.device_id)
+            .values(**values)
+        )
+    return {**current, **values}
 
 
-def _check_membership(lobby: Lobby, participants: dict[UUID, Participant]) -> None:
+def _check_membership(lobby: Lobby, participants: dict[UUID, Row]) -> None:
     if len(participants) > lobby.max_members:
         raise conflict(f"lobby {lobby.id} is full ({lobby.max_members} members)")
     if lobby.closed_at is None and lobby.host_device_id not in participants:
