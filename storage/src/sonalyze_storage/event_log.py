@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy import RowMapping
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -99,10 +100,12 @@ async def append_events(
     return list(rows)
 
 
-async def events_after_id(session: AsyncSession, after_id: int, limit: int) -> Sequence[Event]:
-    """Events of all lobbies with ``id > after_id``, in id order."""
-    query = select(Event).where(col(Event.id) > after_id).order_by(col(Event.id)).limit(limit)
-    return (await session.exec(query)).all()
+async def events_after_id(session: AsyncSession, after_id: int, limit: int) -> Sequence[RowMapping]:
+    """Events of all lobbies with ``id > after_id``, in id order, as plain rows (the stream
+    reads them for every event, and ORM objects would cost more than the query)."""
+    events = Event.__table__  # type: ignore[attr-defined]
+    query = sa.select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+    return (await session.exec(query)).mappings().all()
 
 
 async def last_event_id(session: AsyncSession) -> int:
