@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -30,8 +29,7 @@ logger = logging.getLogger(__name__)
 TRANSIENT = frozenset({ErrorCode.unavailable, ErrorCode.internal, ErrorCode.rate_limited})
 
 
-@dataclass(frozen=True)
-class Follow:
+class Follow(NamedTuple):
     """Follow ``lobby_id`` from ``after_seq`` (after sending ``snapshot``, if any); with
     ``after_seq`` None, stop following it."""
 
@@ -43,8 +41,7 @@ class Follow:
 Handler = Callable[[Any], Awaitable[tuple[BaseModel, "Follow | None"]]]
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     reply: Outgoing
     follow: Follow | None = None
     remember: bool = True

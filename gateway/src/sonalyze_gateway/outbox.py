@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from starlette.websockets import WebSocket
 
@@ -20,8 +20,10 @@ from sonalyze.protocol import CloseCode
 from sonalyze_gateway.ws_metrics import WsMetrics, type_label
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+class Outgoing(NamedTuple):
+    """A frame to send. (A tuple of plain values: the garbage collector stops tracking those,
+    which keeps its pauses short with many messages in queues and remembered replies.)"""
+
     text: str
     kind: str
     committed_at: float | None = None  # an event's commit time (epoch s), for fan-out latency

@@ -22,9 +22,11 @@ class RecentReplies:
     def __init__(self, ttl_s: float = 600.0, max_entries: int = 100_000) -> None:
         self._ttl_s = ttl_s
         self._max_entries = max_entries
-        self._entries: OrderedDict[tuple[UUID, str], tuple[float, asyncio.Task[Outcome]]] = (
-            OrderedDict()
-        )
+        # A running command's task; once done, just its outcome (plain tuples, untracked by
+        # the garbage collector, however many are kept).
+        self._entries: OrderedDict[
+            tuple[UUID, str], tuple[float, asyncio.Task[Outcome] | Outcome]
+        ] = OrderedDict()
 
     async def once(
         self, device_id: UUID, command_id: str, run: Callable[[], Awaitable[Outcome]]
@@ -35,7 +37,8 @@ class RecentReplies:
         self._expire(now)
         entry = self._entries.get(key)
         if entry is not None:
-            return await asyncio.shield(entry[1]), False
+            known = entry[1]
+            return (known if isinstance(known, Outcome) else await asyncio.shield(known)), False
         task = asyncio.ensure_future(run())
         self._entries[key] = (now, task)
         task.add_done_callback(lambda done: self._settled(key, done))
@@ -47,6 +50,8 @@ class RecentReplies:
             return
         if task.cancelled() or task.exception() is not None or not task.result().remember:
             del self._entries[key]
+        else:
+            self._entries[key] = (entry[0], task.result())
 
     def _expire(self, now: float) -> None:
         while self._entries:
@@ -57,5 +62,6 @@ class RecentReplies:
 
     def close(self) -> None:
         """Cancel the commands still running (the process is stopping)."""
-        for _, task in self._entries.values():
-            task.cancel()
+        for _, known in self._entries.values():
+            if isinstance(known, asyncio.Task):
+                known.cancel()
