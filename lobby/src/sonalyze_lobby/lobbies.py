@@ -111,8 +111,8 @@ class Lobbies:
                 changed = await self._storage.change_lobby(lobby_id, change)
             except StorageConflict:
                 # Another change came first: decide again on what it left, after a random
-                # pause, so that writers that keep colliding fall out of step.
-                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                # pause growing with each loss, so that colliding writers fall out of step.
+                await asyncio.sleep(random.uniform(0, min(0.1, 0.002 * 2**attempt)))
                 continue
             self._remember(changed.lobby)
             return changed
