@@ -69,7 +69,8 @@ class Outbox:
         """Queue ``message`` once the queue is less than half full; close as a slow consumer
         if that takes longer than ``slow_consumer_s``."""
         try:
-            await asyncio.wait_for(self._room.wait(), self._slow_consumer_s)
+            async with asyncio.timeout(self._slow_consumer_s):
+                await self._room.wait()
         except TimeoutError:
             self._slow()
             return False
