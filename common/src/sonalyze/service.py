@@ -43,6 +43,7 @@ def build_app(
     readiness: Sequence[ReadinessCheck] = (),
     lifespan: Lifespan = _no_lifespan,
     description: str = "",
+    app_class: type[FastAPI] = FastAPI,
 ) -> FastAPI:
     """A FastAPI app with health, readiness, metrics and request metrics installed.
 
@@ -50,7 +51,7 @@ def build_app(
     Prometheus registry, to which the service adds its metrics. ``app.state.drain_hooks`` are
     awaited when the process is asked to stop, before the server shuts down (see :func:`serve`).
     """
-    app = FastAPI(
+    app = app_class(
         title=f"Sonalyze {service}",
         version=__version__,
         description=description,
@@ -157,6 +158,7 @@ def storage_backed_app(
     on_start: Callable[[FastAPI], None] = lambda app: None,
     lifespan: Lifespan = _no_lifespan,
     readiness: Sequence[ReadinessCheck] = (),
+    app_class: type[FastAPI] = FastAPI,
 ) -> FastAPI:
     """An app whose peer is storage: ``app.state.storage`` is a :class:`StorageClient` while
     the app runs, and the app is ready when storage is and ``readiness`` passes.
@@ -185,5 +187,6 @@ def storage_backed_app(
         readiness=[ReadinessCheck("storage", storage_ready), *readiness],
         lifespan=with_storage,
         description=description,
+        app_class=app_class,
     )
     return app

@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
+from starlette.types import Receive, Scope, Send
 
 from sonalyze.health import ReadinessCheck
 from sonalyze.lobby_client import LobbyClient
 from sonalyze.service import storage_backed_app
-from sonalyze_gateway.endpoint import phone_socket
+from sonalyze_gateway.endpoint import WS_PATH, phone_socket
 from sonalyze_gateway.gateway import Gateway
 from sonalyze_gateway.settings import GatewaySettings
 from sonalyze_gateway.transport import protocol_class
@@ -46,6 +47,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.state.gateway.hub.ready()
 
     app = storage_backed_app(
+        app_class=GatewayApp,
         service="gateway",
         settings=settings,
         description="The only public entry: the phones' WebSocket and a small HTTP surface.",
@@ -53,8 +55,20 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         readiness=[ReadinessCheck("events", events_ready)],
     )
     app.state.ws_metrics = WsMetrics(app.state.registry)
-    app.add_api_websocket_route("/v1/ws", phone_socket)
     return app
+
+
+class GatewayApp(FastAPI):
+    """The gateway's app: the phones' WebSocket goes straight to its endpoint, past the HTTP
+    middleware. A connection lives for hours, and every layer of the ASGI call chain it sits
+    in is objects the garbage collector walks on each full collection, for every connection."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == WS_PATH:
+            scope["app"] = self
+            await phone_socket(WebSocket(scope, receive, send))
+            return
+        await super().__call__(scope, receive, send)
 
 
 def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from sonalyze.protocol import SUBPROTOCOL
 from sonalyze_gateway.gateway import Gateway
 from sonalyze_gateway.session import Session
 
+WS_PATH = "/v1/ws"
+
 
 def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
     """Whether a page from ``origin`` may connect: no Origin (not a browser) or listed."""

@@ -45,7 +45,8 @@ class Outbox:
         self._room.set()
         self.close_code: int | None = None
         self.close_reason = ""
-        self.closing = asyncio.Event()
+        # A plain future, not an event waited on by a task: one object per connection.
+        self.closing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     @property
     def has_room(self) -> bool:
@@ -87,7 +88,8 @@ class Outbox:
             return
         self.close_code = code
         self.close_reason = reason
-        self.closing.set()
+        if not self.closing.done():
+            self.closing.set_result(None)
         self._room.set()
         self._ready.set()
 

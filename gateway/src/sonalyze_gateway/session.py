@@ -63,7 +63,7 @@ class Session:
             self.outbox.close(CloseCode.going_away, "the gateway is restarting; reconnect")
         writer = asyncio.create_task(self.outbox.run())
         reader = asyncio.create_task(self._read())
-        closing = asyncio.create_task(self.outbox.closing.wait())
+        closing = self.outbox.closing
         try:
             await asyncio.wait({writer, reader, closing}, return_when=asyncio.FIRST_COMPLETED)
             if reader.done() and not reader.cancelled() and reader.exception() is not None:
@@ -75,9 +75,9 @@ class Session:
                     writer.cancel()
                     await self._close_now(self.outbox.close_code, self.outbox.close_reason)
         finally:
-            for task in (writer, reader, closing):
+            for task in (writer, reader):
                 task.cancel()
-            await asyncio.gather(writer, reader, closing, return_exceptions=True)
+            await asyncio.gather(writer, reader, return_exceptions=True)
             self._stop_following()
             # A drained phone reconnects elsewhere at once: no offline report then.
             if not self.gw.draining:
