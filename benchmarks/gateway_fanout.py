@@ -180,9 +180,12 @@ async def drive(lobbies: list[list[Phone]], rate: float, seconds: float) -> Run:
         with contextlib.suppress(Exception):
             replies.append((i, at, await asyncio.wait_for(future, 30)))
     errors = len(failed) + len(sent) - len(replies)
-    errors += sum(1 for _, _, r in replies if r["type"] == "error")
+    refusals = [r["payload"] for _, _, r in replies if r["type"] == "error"]
+    errors += len(refusals)
     for reason in sorted(set(failed))[:3]:
         print(f"  failed: {reason}")
+    for refusal in refusals[:3]:
+        print(f"  refused: {refusal}")
     expected: dict[int, dict[int, float]] = {}
     for i, at, reply in replies:
         if reply["type"] == "ack" and reply["payload"].get("seq"):
