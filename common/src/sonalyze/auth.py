@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import hmac
 
+import httpx
 from fastapi import HTTPException, Request, status
+
+
+def internal_client(
+    base_url: str,
+    token: str | None,
+    timeout_s: float,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """An HTTP client for another service's API, carrying the internal token when set."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.AsyncClient(
+        base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
+    )
 
 
 async def require_internal_token(request: Request) -> None:

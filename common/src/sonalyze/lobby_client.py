@@ -12,6 +12,7 @@ from uuid import UUID
 import httpx
 from pydantic import BaseModel
 
+from sonalyze.auth import internal_client
 from sonalyze.domain import ParticipantStatus, Presence, Role
 from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.lobby_api import (
@@ -48,10 +49,7 @@ class LobbyClient:
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
-        )
+        self._http = internal_client(base_url, token, timeout_s, transport)
 
     async def __aenter__(self) -> LobbyClient:
         return self

@@ -10,7 +10,7 @@ import asyncio
 import gc
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import FrameType
 from typing import Any, TypeVar
@@ -26,7 +26,6 @@ from sonalyze.settings import ServiceSettings, StorageClientSettings
 from sonalyze.storage_client import StorageClient
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
-DrainHook = Callable[[], Awaitable[None]]
 S = TypeVar("S", bound=ServiceSettings)
 logger = logging.getLogger(__name__)
 
@@ -167,11 +166,8 @@ def storage_backed_app(
 
     @asynccontextmanager
     async def with_storage(app: FastAPI) -> AsyncIterator[None]:
-        token = settings.internal_token
         async with StorageClient(
-            settings.storage_url,
-            token.get_secret_value() if token else None,
-            settings.storage_timeout_s,
+            settings.storage_url, settings.internal_token_value(), settings.storage_timeout_s
         ) as client:
             app.state.storage = client
             on_start(app)

@@ -48,6 +48,10 @@ class ServiceSettings(BaseSettings):
         ),
     )
 
+    def internal_token_value(self) -> str | None:
+        """The internal token in clear, for a client that sends it."""
+        return self.internal_token.get_secret_value() if self.internal_token else None
+
 
 class StorageClientSettings(ServiceSettings):
     """Settings of a service that reaches storage over HTTP."""

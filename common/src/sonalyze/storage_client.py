@@ -15,6 +15,7 @@ from uuid import UUID
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from sonalyze.auth import internal_client
 from sonalyze.domain import JobState
 from sonalyze.storage_api import (
     AnalysisCreate,
@@ -114,10 +115,7 @@ class StorageClient:
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
-        )
+        self._http = internal_client(base_url, token, timeout_s, transport)
 
     async def __aenter__(self) -> StorageClient:
         return self

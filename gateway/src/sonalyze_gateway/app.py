@@ -26,11 +26,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        token = settings.internal_token
         async with LobbyClient(
-            settings.lobby_url,
-            token.get_secret_value() if token else None,
-            settings.storage_timeout_s,
+            settings.lobby_url, settings.internal_token_value(), settings.storage_timeout_s
         ) as lobbies:
             gateway = Gateway(settings, app.state.storage, lobbies, app.state.ws_metrics)
             app.state.gateway = gateway
