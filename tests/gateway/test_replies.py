@@ -1,12 +1,15 @@
 """Remembered outcomes: a repeated command id never runs twice, a command outlives the
-connection that sent it, and refusals a retry may not meet again are not remembered."""
+connection that sent it, refusals a retry may not meet again are not remembered, and what is
+remembered adds nothing to the garbage collector's pauses."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+from functools import partial
 from uuid import uuid4
 
-from sonalyze_gateway.commands import Outcome
+from sonalyze_gateway.commands import Follow, Outcome
 from sonalyze_gateway.outbox import Outgoing
 from sonalyze_gateway.replies import RecentReplies
 
@@ -69,3 +72,25 @@ def test_transient_refusals_are_not_remembered() -> None:
         assert len(runs) == 2
 
     asyncio.run(scenario())
+
+
+def test_remembered_outcomes_are_not_tracked_by_the_garbage_collector() -> None:
+    """Thousands of remembered replies must not lengthen the gateway's full collections."""
+    lobby = uuid4()
+
+    async def never() -> Outcome:
+        raise AssertionError("a remembered command ran again")
+
+    async def scenario() -> int:
+        replies = RecentReplies()
+        for i in range(2000):
+            done = Outcome(Outgoing(f"reply {i}", "ack"), Follow(lobby, i, "{}") if i % 2 else None)
+            await replies.once(DEVICE, f"c{i}", partial(asyncio.sleep, 0, done))
+        assert (await replies.once(DEVICE, "c1", never))[0].follow == Follow(lobby, 1, "{}")
+        gc.collect()
+        remembering = len(gc.get_objects())
+        del replies
+        gc.collect()
+        return remembering - len(gc.get_objects())
+
+    assert asyncio.run(scenario()) < 100, "remembered outcomes are tracked objects"

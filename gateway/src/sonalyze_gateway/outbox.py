@@ -21,8 +21,7 @@ from sonalyze_gateway.ws_metrics import WsMetrics, type_label
 
 
 class Outgoing(NamedTuple):
-    """A frame to send. (A tuple of plain values: the garbage collector stops tracking those,
-    which keeps its pauses short with many messages in queues and remembered replies.)"""
+    """A frame to send."""
 
     text: str
     kind: str
