@@ -8,10 +8,12 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import psycopg
 import pytest
 
 from sonalyze_storage.app import create_app
-from sonalyze_storage.settings import StorageSettings
+from sonalyze_storage.event_log import NOTIFY_CHANNEL
+from sonalyze_storage.settings import StorageSettings, libpq_url
 from tests.conftest import TOKEN, serving
 from tests.storage.helpers import events, lobby
 
@@ -109,3 +111,30 @@ def test_head_is_the_newest_event_id(api: httpx.Client) -> None:
     lobby_id = lobby(api)["id"]
     written = api.post(f"/v1/lobbies/{lobby_id}/events", json={"events": events(3)}).json()
     assert api.get("/v1/events/head").json() == {"last_id": written[-1]["id"]}
+
+
+def test_an_announcement_without_an_id_wakes_readers_too(
+    api: httpx.Client, storage_url: str, database_url: str
+) -> None:
+    """Readers sleep until an announced id passes their cursor; an announcement they cannot
+    read an id from (an older storage version's) must still wake them, and at once."""
+    lobby_id = lobby(api)["id"]
+    received: list[dict] = []
+    stop = threading.Event()
+    reader = threading.Thread(target=read_stream, args=(storage_url, 0, received, stop))
+    reader.start()
+    time.sleep(0.5)  # the reader has caught up and sleeps (its keep-alive is 15 s away)
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn, conn.transaction():
+        conn.execute("UPDATE lobbies SET last_seq = 1 WHERE id = %s", (lobby_id,))
+        conn.execute(
+            "INSERT INTO events (lobby_id, seq, type, payload) VALUES (%s, 1, 'test.old', '{}')",
+            (lobby_id,),
+        )
+        conn.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL}', %s)", (lobby_id,))
+    deadline = time.monotonic() + 5
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+    api.post(f"/v1/lobbies/{lobby_id}/events", json={"events": events(1)})
+    reader.join(10)
+    assert received and received[0]["type"] == "test.old"

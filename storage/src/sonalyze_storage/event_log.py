@@ -8,9 +8,9 @@ takes a transaction-scoped advisory lock and holds it through the commit (locks 
 only after the commit is visible). The lock is taken as the very last step of the transaction,
 so it serialises just the insert and the commit.
 
-Waking readers. The same transaction runs ``pg_notify`` (in the statement that takes the lock),
-delivered on commit, which wakes the stream readers of every storage replica; they then read
-from Postgres, the only source of truth.
+Waking readers. The insert announces each event's id with ``pg_notify``, delivered on commit,
+which wakes the stream readers of every storage replica; they then read from Postgres, the only
+source of truth.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -72,17 +73,13 @@ async def append_events(
     if last_seq is None:
         raise LobbyMissing(lobby_id)
     first_seq = last_seq - len(events) + 1
-    # A notification is delivered only when the transaction commits, so it can go first.
-    await session.exec(
-        sa.select(
-            sa.func.pg_advisory_xact_lock(EVENT_ORDER_LOCK),
-            sa.func.pg_notify(NOTIFY_CHANNEL, str(lobby_id)),
-        )
-    )
+    await session.exec(sa.select(sa.func.pg_advisory_xact_lock(EVENT_ORDER_LOCK)))
+    # Each id is announced as it is handed out; the announcements go out on commit.
+    announce = sa.func.pg_notify(NOTIFY_CHANNEL, sa.cast(col(Event.id), sa.Text))
     rows = (
         (
             await session.exec(
-                sa.insert(Event).returning(Event, sort_by_parameter_order=True),
+                sa.insert(Event).returning(Event, announce, sort_by_parameter_order=True),
                 params=[
                     {
                         "lobby_id": lobby_id,
@@ -100,12 +97,14 @@ async def append_events(
     return list(rows)
 
 
-async def events_after_id(session: AsyncSession, after_id: int, limit: int) -> Sequence[RowMapping]:
+async def events_after_id(
+    connection: AsyncConnection, after_id: int, limit: int
+) -> Sequence[RowMapping]:
     """Events of all lobbies with ``id > after_id``, in id order, as plain rows (the stream
     reads them for every event, and ORM objects would cost more than the query)."""
     events = Event.__table__  # type: ignore[attr-defined]
     query = sa.select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
-    return (await session.exec(query)).mappings().all()
+    return (await connection.execute(query)).mappings().all()
 
 
 async def last_event_id(session: AsyncSession) -> int:

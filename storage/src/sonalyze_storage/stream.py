@@ -1,10 +1,12 @@
 """The live event stream: one LISTEN connection per process wakes every subscriber.
 
-A subscriber reads ``id > cursor`` from Postgres until it has caught up, then waits for the
-notification generation to move past the one it saw *before* its last read, so a commit that
-lands between the read and the wait is never slept through. Because event ids are handed out in
-commit order (see :mod:`sonalyze_storage.event_log`), reading by id after a cursor misses nothing
-and repeats nothing.
+Each committed event is announced with its id (see :mod:`sonalyze_storage.event_log`). A
+subscriber reads ``id > cursor`` from Postgres until it has caught up, then sleeps until an
+announced id passes its cursor. Because event ids are handed out in commit order, reading by id
+after a cursor misses nothing and repeats nothing; an event read before its own announcement
+arrived costs no second read. Whenever the listener (re)connects, or hears an announcement
+without an id, the *generation* moves on and every subscriber reads again, so a commit made
+while nobody listened is never slept through.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import psycopg
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sonalyze.storage_api import EventRead
 from sonalyze_storage.event_log import NOTIFY_CHANNEL, events_after_id
@@ -25,12 +26,13 @@ log = logging.getLogger(__name__)
 
 
 class Notifier:
-    """Listens on the event channel and counts notifications (the *generation*)."""
+    """Listens on the event channel: the newest event id announced, and the generation."""
 
     def __init__(self, conninfo: str, retry_s: float = 1.0) -> None:
         self._conninfo = conninfo
         self._retry_s = retry_s
         self._generation = 0
+        self.newest_id = 0
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self.listening = False
@@ -53,17 +55,24 @@ class Notifier:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def wait_past(self, generation: int, seconds: float) -> None:
-        """Wait until the generation moves past ``generation``, or ``seconds`` pass."""
+    def has_news(self, cursor: int, generation: int) -> bool:
+        """Whether a reader at ``cursor``, who read in ``generation``, must read again."""
+        return self.newest_id > cursor or self._generation != generation
+
+    async def wait_news(self, cursor: int, generation: int, seconds: float) -> None:
+        """Wait until :meth:`has_news`, or ``seconds`` pass."""
         async with self._changed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self._generation != generation), seconds
+                    self._changed.wait_for(lambda: self.has_news(cursor, generation)), seconds
                 )
 
-    async def _bump(self) -> None:
+    async def _heard(self, payload: str | None) -> None:
         async with self._changed:
-            self._generation += 1
+            if payload is not None and payload.isdigit():
+                self.newest_id = max(self.newest_id, int(payload))
+            else:
+                self._generation += 1
             self._changed.notify_all()
 
     async def _run(self) -> None:
@@ -75,9 +84,9 @@ class Notifier:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self.listening = True
                     # Whatever was committed while we were not listening is read now.
-                    await self._bump()
-                    async for _ in conn.notifies():
-                        await self._bump()
+                    await self._heard(None)
+                    async for notification in conn.notifies():
+                        await self._heard(notification.payload)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -87,24 +96,29 @@ class Notifier:
 
 
 async def event_stream(
-    sessions: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
     notifier: Notifier,
     after_id: int,
     batch: int,
     heartbeat_s: float,
 ) -> AsyncIterator[str]:
-    """Server-sent events: every event with ``id > after_id``, in order, then live ones."""
+    """Server-sent events: every event with ``id > after_id``, in order, then live ones.
+
+    Each read is one statement outside a transaction (on a pooled connection in autocommit),
+    since it runs for every event: no BEGIN and ROLLBACK around it.
+    """
+    reader = engine.execution_options(isolation_level="AUTOCOMMIT")
     cursor = after_id
     while True:
         generation = notifier.generation
-        async with sessions() as session:
-            rows = await events_after_id(session, cursor, batch)
+        async with reader.connect() as connection:
+            rows = await events_after_id(connection, cursor, batch)
         for row in rows:
             event = EventRead.model_validate(row)
             cursor = event.id
             yield f"id: {event.id}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
         if len(rows) == batch:
             continue
-        await notifier.wait_past(generation, heartbeat_s)
-        if notifier.generation == generation:
+        await notifier.wait_news(cursor, generation, heartbeat_s)
+        if not notifier.has_news(cursor, generation):
             yield ": keep-alive\n\n"

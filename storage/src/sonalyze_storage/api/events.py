@@ -70,7 +70,7 @@ async def stream_events(
     settings = request.app.state.settings
     return StreamingResponse(
         event_stream(
-            request.app.state.sessions,
+            request.app.state.engine,
             request.app.state.notifier,
             after,
             settings.stream_batch,
