@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
+import psycopg
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -63,13 +64,17 @@ def _install_database_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "1"},
         )
 
-    # NUL characters, NaN or infinite numbers, text that is not valid Unicode.
+    # NUL characters, NaN or infinite numbers, text that is not valid Unicode. (Statements run
+    # on the driver connection raise psycopg's own errors.)
     app.add_exception_handler(sa_exc.DataError, unstorable)
+    app.add_exception_handler(psycopg.DataError, unstorable)
     app.add_exception_handler(UnicodeEncodeError, unstorable)
     # The pool had no free connection in time, or Postgres does not answer.
     app.add_exception_handler(sa_exc.TimeoutError, unavailable)
     app.add_exception_handler(sa_exc.OperationalError, unavailable)
     app.add_exception_handler(sa_exc.InterfaceError, unavailable)
+    app.add_exception_handler(psycopg.OperationalError, unavailable)
+    app.add_exception_handler(psycopg.InterfaceError, unavailable)
 
 
 def create_app(settings: StorageSettings) -> FastAPI:

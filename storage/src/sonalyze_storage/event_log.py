@@ -19,13 +19,15 @@ from collections.abc import Sequence
 from uuid import UUID
 
 import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from sonalyze.storage_api import EventIn
-from sonalyze_storage.tables import Event, Lobby
+from sonalyze.storage_api import EventIn, EventRead
+from sonalyze_storage.db import driver_connection
+from sonalyze_storage.tables import Event
 
 NOTIFY_CHANNEL = "sonalyze_events"
 # Arbitrary but fixed key of the advisory lock that orders event ids ("SONALYZE" in ASCII).
@@ -38,7 +40,7 @@ class LobbyMissing(LookupError):
 
 async def commit_with_events(
     session: AsyncSession, lobby_id: UUID | None, events: Sequence[EventIn]
-) -> list[Event]:
+) -> list[EventRead]:
     """Append ``events`` to ``lobby_id``'s log and commit the session's transaction.
 
     Must be the last step of a change: everything the session did commits together with the
@@ -54,47 +56,44 @@ async def commit_with_events(
     return rows
 
 
+# Runs for every accepted change, so as two plain statements on the session's connection (the
+# ORM would more than double its cost). The first bumps the lobby's counter under its row lock
+# and then takes the ordering lock; the second hands out the ids in seq order and announces each.
+_RESERVE_SEQS = f"""
+    UPDATE lobbies SET last_seq = last_seq + %s WHERE id = %s
+    RETURNING last_seq, pg_advisory_xact_lock({EVENT_ORDER_LOCK})::text
+"""
+_INSERT_EVENTS = f"""
+    INSERT INTO events (lobby_id, seq, type, payload)
+    SELECT %s, %s + n - 1, type, payload
+    FROM unnest(%s::text[], %s::jsonb[]) WITH ORDINALITY AS e(type, payload, n)
+    ORDER BY n
+    RETURNING id, lobby_id, seq, type, payload, created_at,
+        pg_notify('{NOTIFY_CHANNEL}', id::text)::text
+"""
+
+
 async def append_events(
     session: AsyncSession, lobby_id: UUID, events: Sequence[EventIn]
-) -> list[Event]:
+) -> list[EventRead]:
     """Append ``events`` in the session's transaction, taking the ordering lock.
 
     The lock is held until the transaction ends, so the caller commits (or rolls back) at once;
     :func:`commit_with_events` does both.
     """
-    last_seq = (
-        await session.exec(
-            sa.update(Lobby)
-            .where(col(Lobby.id) == lobby_id)
-            .values(last_seq=col(Lobby.last_seq) + len(events))
-            .returning(col(Lobby.last_seq))
-        )
-    ).scalar_one_or_none()
-    if last_seq is None:
+    connection = await driver_connection(session)
+    reserved = await (await connection.execute(_RESERVE_SEQS, (len(events), lobby_id))).fetchone()
+    if reserved is None:
         raise LobbyMissing(lobby_id)
-    first_seq = last_seq - len(events) + 1
-    await session.exec(sa.select(sa.func.pg_advisory_xact_lock(EVENT_ORDER_LOCK)))
-    # Each id is announced as it is handed out; the announcements go out on commit.
-    announce = sa.func.pg_notify(NOTIFY_CHANNEL, sa.cast(col(Event.id), sa.Text))
-    rows = (
-        (
-            await session.exec(
-                sa.insert(Event).returning(Event, announce, sort_by_parameter_order=True),
-                params=[
-                    {
-                        "lobby_id": lobby_id,
-                        "seq": first_seq + i,
-                        "type": e.type,
-                        "payload": e.payload,
-                    }
-                    for i, e in enumerate(events)
-                ],
-            )
-        )
-        .scalars()
-        .all()
-    )
-    return list(rows)
+    first_seq = reserved[0] - len(events) + 1
+    types = [e.type for e in events]
+    payloads = [Jsonb(e.payload) for e in events]
+    cursor = await connection.execute(_INSERT_EVENTS, (lobby_id, first_seq, types, payloads))
+    rows = sorted(await cursor.fetchall(), key=lambda row: row[2])
+    return [
+        EventRead(id=i, lobby_id=lobby, seq=seq, type=kind, payload=payload, created_at=at)
+        for i, lobby, seq, kind, payload, at, _ in rows
+    ]
 
 
 async def events_after_id(

@@ -30,10 +30,9 @@ router = APIRouter(tags=["events"])
 async def append_events(lobby_id: UUID, body: EventAppend, session: SessionDep) -> list[EventRead]:
     """Append events to a lobby's log (for changes that have no other state)."""
     try:
-        rows = await commit_with_events(session, lobby_id, body.events)
+        return await commit_with_events(session, lobby_id, body.events)
     except LobbyMissing:
         raise not_found("lobby", lobby_id) from None
-    return [EventRead.model_validate(r) for r in rows]
 
 
 @router.get("/lobbies/{lobby_id}/events", response_model=list[EventRead])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -24,7 +24,7 @@ from sonalyze.storage_api import (
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.event_log import commit_with_events
 from sonalyze_storage.rows import conflict, get_or_404, not_found, update_versioned
-from sonalyze_storage.tables import Device, Event, Lobby, Participant
+from sonalyze_storage.tables import Device, Lobby, Participant
 
 router = APIRouter(prefix="/lobbies", tags=["lobbies"])
 
@@ -61,13 +61,10 @@ async def read_lobby(session: AsyncSession, lobby: Lobby) -> LobbyRead:
     return _lobby_read(lobby, participants.values(), lobby.last_seq)
 
 
-async def _changed(session: AsyncSession, lobby_id: UUID, events: Sequence[Event]) -> LobbyChanged:
+async def _changed(session: AsyncSession, lobby_id: UUID, events: list[EventRead]) -> LobbyChanged:
     lobby = await session.get(Lobby, lobby_id, populate_existing=True)
     assert lobby is not None
-    return LobbyChanged(
-        lobby=await read_lobby(session, lobby),
-        events=[EventRead.model_validate(e) for e in events],
-    )
+    return LobbyChanged(lobby=await read_lobby(session, lobby), events=events)
 
 
 async def _require_devices(session: AsyncSession, ids: set[UUID]) -> None:
@@ -153,7 +150,7 @@ async def change_lobby(lobby_id: UUID, body: LobbyChange, session: SessionDep) -
     _check_membership(row, participants)
     events = await commit_with_events(session, lobby_id, body.events)
     lobby = _lobby_read(row, participants.values(), events[-1].seq if events else row.last_seq)
-    return LobbyChanged(lobby=lobby, events=[EventRead.model_validate(e) for e in events])
+    return LobbyChanged(lobby=lobby, events=events)
 
 
 async def _remove_participants(session: AsyncSession, lobby_id: UUID, ids: list[UUID]) -> None:
