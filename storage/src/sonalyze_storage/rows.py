@@ -64,13 +64,26 @@ async def update_versioned(
     row = (await session.exec(query)).scalars().one_or_none()
     if row is not None:
         return row
+    raise await version_refusal(session, table, row_id, expected_version, what, final_states)
+
+
+async def version_refusal(
+    session: AsyncSession,
+    table: type[T],
+    row_id: UUID,
+    expected_version: int,
+    what: str,
+    final_states: Collection[str] = (),
+) -> HTTPException:
+    """Why a versioned update of ``row_id`` changed nothing: 404, or 409 naming the row's
+    version (or its final state)."""
     current = await session.get(table, row_id)
     if current is None:
-        raise not_found(what, row_id)
+        return not_found(what, row_id)
     state = getattr(current, "state", None)
     if state in final_states:
-        raise conflict(f"{what} {row_id} is {state} and can no longer change")
-    raise conflict(
+        return conflict(f"{what} {row_id} is {state} and can no longer change")
+    return conflict(
         f"{what} {row_id} is at version {current.version}, "
         f"not {expected_version}: read it again and retry"
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 from fastapi import APIRouter, status
+from psycopg.rows import dict_row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,9 +22,9 @@ from sonalyze.storage_api import (
     ParticipantRead,
     ParticipantUpsert,
 )
-from sonalyze_storage.db import SessionDep
+from sonalyze_storage.db import SessionDep, driver_connection
 from sonalyze_storage.event_log import commit_with_events
-from sonalyze_storage.rows import conflict, get_or_404, not_found, update_versioned
+from sonalyze_storage.rows import conflict, get_or_404, not_found, version_refusal
 from sonalyze_storage.tables import Device, Lobby, Participant
 
 router = APIRouter(prefix="/lobbies", tags=["lobbies"])
@@ -32,24 +33,32 @@ _FIELDS = ("name", "host_device_id", "workflow_state", "max_members", "locked")
 _PARTICIPANT_FIELDS = ("role", "status", "presence", "connection_id")
 
 
-# Participants are read and written as plain rows (SQL expressions, not ORM objects): a lobby
-# change touches them on every command, and the unit of work would cost more than the SQL.
+# A lobby change runs on every command, so the lobby and its participants are read and written
+# as plain rows, mostly by plain statements on the session's connection: the ORM's unit of work
+# and SQLAlchemy's execution would cost more than the SQL.
 PARTICIPANTS = Participant.__table__  # type: ignore[attr-defined]
 Row = dict[str, Any]
 
 
+async def _fetch(session: AsyncSession, query: str, params: Sequence[object]) -> list[Row]:
+    """Rows of a plain statement run on the session's connection, in its transaction."""
+    connection = await driver_connection(session)
+    async with connection.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(query, params)
+        return await cursor.fetchall() if cursor.description else []
+
+
 async def _participants(session: AsyncSession, lobby_id: UUID) -> dict[UUID, Row]:
-    query = sa.select(PARTICIPANTS).where(PARTICIPANTS.c.lobby_id == lobby_id)
-    rows = (await session.exec(query)).mappings()
-    return {row["device_id"]: dict(row) for row in rows}
+    rows = await _fetch(session, "SELECT * FROM participants WHERE lobby_id = %s", (lobby_id,))
+    return {row["device_id"]: row for row in rows}
 
 
-def _lobby_read(lobby: Lobby, participants: Iterable[Row], last_seq: int) -> LobbyRead:
+def _lobby_read(lobby: Row, participants: Iterable[Row], last_seq: int) -> LobbyRead:
     """The lobby as the API shows it: participants in joining order."""
     ordered = sorted(participants, key=lambda p: (p["joined_at"], str(p["device_id"])))
     return LobbyRead.model_validate(
         {
-            **lobby.model_dump(),
+            **lobby,
             "last_seq": last_seq,
             "participants": [ParticipantRead.model_validate(p) for p in ordered],
         }
@@ -58,7 +67,7 @@ def _lobby_read(lobby: Lobby, participants: Iterable[Row], last_seq: int) -> Lob
 
 async def read_lobby(session: AsyncSession, lobby: Lobby) -> LobbyRead:
     participants = await _participants(session, lobby.id)
-    return _lobby_read(lobby, participants.values(), lobby.last_seq)
+    return _lobby_read(lobby.model_dump(), participants.values(), lobby.last_seq)
 
 
 async def _changed(session: AsyncSession, lobby_id: UUID, events: list[EventRead]) -> LobbyChanged:
@@ -122,18 +131,11 @@ async def change_lobby(lobby_id: UUID, body: LobbyChange, session: SessionDep) -
 
     409 (and nothing changed) on another version, a closed lobby or a full lobby.
     """
-    values: dict[str, object] = {
-        f: getattr(body, f)
-        for f in _FIELDS
-        if f in body.model_fields_set and getattr(body, f) is not None
-    }
-    if body.close:
-        values["closed_at"] = sa.func.now()
     if body.host_device_id is not None:
         await _require_devices(session, {body.host_device_id})
     # The version check locks the row; a lobby closed meanwhile is refused below.
-    row = await update_versioned(session, Lobby, lobby_id, body.expected_version, values, "lobby")
-    if row.closed_at is not None and not body.close:
+    row = await _bump_version(session, lobby_id, body)
+    if row["closed_at"] is not None and not body.close:
         raise conflict(f"lobby {lobby_id} is closed")
     # Loaded once: the upserts find their rows here, and the answer is built from them.
     participants = await _participants(session, lobby_id)
@@ -149,8 +151,26 @@ async def change_lobby(lobby_id: UUID, body: LobbyChange, session: SessionDep) -
     # every change of its participants goes through here.
     _check_membership(row, participants)
     events = await commit_with_events(session, lobby_id, body.events)
-    lobby = _lobby_read(row, participants.values(), events[-1].seq if events else row.last_seq)
+    lobby = _lobby_read(row, participants.values(), events[-1].seq if events else row["last_seq"])
     return LobbyChanged(lobby=lobby, events=events)
+
+
+async def _bump_version(session: AsyncSession, lobby_id: UUID, body: LobbyChange) -> Row:
+    """The lobby's row after the change's fields, if it was at ``body.expected_version``
+    (404 or 409 otherwise). A plain statement: it runs for every change."""
+    values = {
+        f: getattr(body, f)
+        for f in _FIELDS
+        if f in body.model_fields_set and getattr(body, f) is not None
+    }
+    sets = ["version = version + 1", *(f"{f} = %s" for f in values)]  # names from _FIELDS
+    if body.close:
+        sets.append("closed_at = now()")
+    query = f"UPDATE lobbies SET {', '.join(sets)} WHERE id = %s AND version = %s RETURNING *"
+    rows = await _fetch(session, query, (*values.values(), lobby_id, body.expected_version))
+    if not rows:
+        raise await version_refusal(session, Lobby, lobby_id, body.expected_version, "lobby")
+    return rows[0]
 
 
 async def _remove_participants(session: AsyncSession, lobby_id: UUID, ids: list[UUID]) -> None:
@@ -185,16 +205,17 @@ async def _upsert_participant(
         )
         return dict((await session.exec(insert)).mappings().one())
     if values:
-        await session.exec(
-            sa.update(PARTICIPANTS)
-            .where(PARTICIPANTS.c.lobby_id == lobby_id, PARTICIPANTS.c.device_id == body.device_id)
-            .values(**values)
+        sets = ", ".join(f"{f} = %s" for f in values)  # names from _PARTICIPANT_FIELDS
+        await _fetch(
+            session,
+            f"UPDATE participants SET {sets} WHERE lobby_id = %s AND device_id = %s",
+            (*values.values(), lobby_id, body.device_id),
         )
     return {**current, **values}
 
 
-def _check_membership(lobby: Lobby, participants: dict[UUID, Row]) -> None:
-    if len(participants) > lobby.max_members:
-        raise conflict(f"lobby {lobby.id} is full ({lobby.max_members} members)")
-    if lobby.closed_at is None and lobby.host_device_id not in participants:
-        raise conflict(f"the host {lobby.host_device_id} must be a participant of the lobby")
+def _check_membership(lobby: Row, participants: dict[UUID, Row]) -> None:
+    if len(participants) > lobby["max_members"]:
+        raise conflict(f"lobby {lobby['id']} is full ({lobby['max_members']} members)")
+    if lobby["closed_at"] is None and lobby["host_device_id"] not in participants:
+        raise conflict(f"the host {lobby['host_device_id']} must be a participant of the lobby")
