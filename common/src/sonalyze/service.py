@@ -137,16 +137,28 @@ def serve(
     DrainingServer(config, app, settings.drain_delay_s).run()
 
 
+# Young collections between two collections of the middle generation (Python's default: 10).
+MIDDLE_GENERATION_EVERY = 100
+
+
 def quiet_garbage_collector() -> None:
     """Keep the cycle collector from pausing a server for long.
 
     Everything loaded so far (the imported libraries: most of a service's objects) is moved
     out of the collector's view, so that full collections, which pause the event loop for
-    every connection at once, only look at what the service made since. (Raising the
-    thresholds instead would make each young collection longer: measured worse.)
+    every connection at once, only look at what the service made since.
+
+    Full collections come once a quarter as many objects as the oldest generation holds have
+    been moved into it, and every collection of the middle generation moves there whatever is
+    in flight at that moment (requests, messages, timers). Collecting the middle generation
+    ten times less often moves ten times less: with 1,000 phones on a gateway, full collections
+    (about 100 ms each) went from every 20 s to none in a 40 s run. (Raising the young
+    generation's threshold instead made each young collection longer: measured worse.)
     """
     gc.collect()
     gc.freeze()
+    young, _, oldest = gc.get_threshold()
+    gc.set_threshold(young, MIDDLE_GENERATION_EVERY, oldest)
 
 
 def storage_backed_app(
