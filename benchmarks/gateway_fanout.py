@@ -262,12 +262,20 @@ def threading_drain(process: subprocess.Popen[str]) -> None:
     threading.Thread(target=drain, daemon=True).start()
 
 
-def gateway_rss(http: str) -> float:
-    """Resident bytes of the gateway process, from its /metrics."""
+def gateway_metric(http: str, sample: str) -> float:
+    """One sample of the gateway's /metrics, e.g. its resident memory."""
     text = httpx.get(f"{http}/metrics").text
-    match = re.search(r"^sonalyze_process_resident_memory_bytes (\S+)", text, re.M)
-    assert match is not None
+    match = re.search(rf"^{re.escape(sample)} (\S+)", text, re.M)
+    assert match is not None, sample
     return float(match[1])
+
+
+def gateway_rss(http: str) -> float:
+    return gateway_metric(http, "sonalyze_process_resident_memory_bytes")
+
+
+def gateway_full_collections(http: str) -> float:
+    return gateway_metric(http, 'sonalyze_python_gc_collections_total{generation="2"}')
 
 
 def cpu_seconds() -> dict[str, float]:
@@ -370,10 +378,12 @@ async def measure_gateway(args: argparse.Namespace, url: str, http: str) -> tupl
     took = time.perf_counter() - started
     print(f"gateway: {sum(map(len, lobbies))} phones in {len(lobbies)} lobbies in {took:.1f} s")
     rss1 = gateway_rss(http)
+    full1 = gateway_full_collections(http)
     cpu1 = cpu_seconds()
     run = await drive(lobbies, args.rate, args.seconds)
     cpu2 = cpu_seconds()
     rss2 = gateway_rss(http)
+    full2 = gateway_full_collections(http)
     held = sum(1 for lobby in lobbies for p in lobby if p.ws.close_code is None)
     report("gateway", run)
     per_command = {k: 1000 * (cpu2[k] - cpu1.get(k, 0.0)) / run.commands for k in cpu2}
@@ -382,7 +392,7 @@ async def measure_gateway(args: argparse.Namespace, url: str, http: str) -> tupl
         f"gateway: connections held {held}; memory {(rss1 - rss0) / held / 1024:.1f} KiB per "
         f"connection (RSS {rss0 / 2**20:.0f} -> {rss2 / 2**20:.0f} MiB); gateway CPU "
         f"{1e6 * (cpu2['gateway'] - cpu1['gateway']) / run.seconds / held:.0f} us/s per "
-        "connection"
+        f"connection; {full2 - full1:.0f} full garbage collections in the gateway"
     )
     print(
         "CPU ms per command: "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import time
+from collections.abc import Iterator
 
 from fastapi import FastAPI, Response
 from prometheus_client import (
@@ -13,16 +15,35 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PREFIX = "sonalyze"
 
 
 def new_registry() -> CollectorRegistry:
-    """A fresh registry with the process collector (CPU, memory, fds) under our prefix."""
+    """A fresh registry with the process collector (CPU, memory, fds) under our prefix, and
+    the garbage collector's collections."""
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(namespace=PREFIX, registry=registry)
+    registry.register(GarbageCollections())
     return registry
+
+
+class GarbageCollections(Collector):
+    """Collections of the cycle collector by generation (Python's own ``python_gc_*`` names
+    lack our prefix): a full collection (generation 2) pauses every request of the process."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            f"{PREFIX}_python_gc_collections",
+            "Collections of the garbage collector, by generation (2: full collections).",
+            labels=["generation"],
+        )
+        for generation, stats in enumerate(gc.get_stats()):
+            family.add_metric([str(generation)], stats["collections"])
+        yield family
 
 
 class HttpMetrics:
