@@ -152,7 +152,7 @@ def quiet_garbage_collector() -> None:
     been moved into it, and every collection of the middle generation moves there whatever is
     in flight at that moment (requests, messages, timers). Collecting the middle generation
     ten times less often moves ten times less: with 1,000 phones on a gateway, full collections
-    (about 100 ms each) went from every 20 s to none in a 40 s run. (Raising the young
+    (about 100 ms each) went from every 20 s to none in three 60 s runs. (Raising the young
     generation's threshold instead made each young collection longer: measured worse.)
     """
     gc.collect()
