@@ -3,11 +3,13 @@
 - :mod:`~sonalyze.acoustics.sweep`: the exponential sine sweep and its inverse filter.
 - :mod:`~sonalyze.acoustics.deconvolution`: a recorded sweep to an impulse response, and the
   harmonic-distortion products separated from it.
+- :mod:`~sonalyze.acoustics.onset`: where an impulse response starts (ISO 3382-1).
 
 Install with the ``acoustics`` extra (``sonalyze[acoustics]``): numpy and scipy.
 """
 
 from sonalyze.acoustics.deconvolution import deconvolve, harmonic_delays, harmonic_responses
+from sonalyze.acoustics.onset import onset
 from sonalyze.acoustics.sweep import Sweep, exponential_sweep
 
 __all__ = [
@@ -16,4 +18,5 @@ __all__ = [
     "exponential_sweep",
     "harmonic_delays",
     "harmonic_responses",
+    "onset",
 ]
