@@ -1,0 +1,81 @@
+"""Octave and third-octave bands: IEC 61260-1 frequencies, 0 dB at mid-band and -3 dB at the
+edges, energy kept across the bank, time-reversed filtering, bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from sonalyze.acoustics import (
+    OCTAVES,
+    THIRD_OCTAVES,
+    band_edges,
+    band_filter,
+    filter_bands,
+    mid_band,
+)
+
+FS = 48_000
+
+
+@pytest.mark.parametrize(
+    ("nominal", "fraction", "exact"),
+    [(1000, 1, 1000.0), (31.5, 1, 31.623), (125, 1, 125.893), (16000, 1, 15848.9),
+     (25, 3, 25.119), (1250, 3, 1258.93), (20000, 3, 19952.6)],
+)  # fmt: skip
+def test_mid_band_frequencies_are_the_base_10_series(
+    nominal: float, fraction: int, exact: float
+) -> None:
+    assert mid_band(nominal, fraction) == pytest.approx(exact, rel=1e-5)
+    low, high = band_edges(nominal, fraction)
+    assert high / low == pytest.approx(10 ** (0.3 / fraction))
+    assert np.sqrt(low * high) == pytest.approx(exact, rel=1e-5)
+
+
+@pytest.mark.parametrize(("fraction", "table"), [(1, OCTAVES), (3, THIRD_OCTAVES)])
+def test_each_band_passes_its_mid_band_at_0_db_and_its_edges_at_minus_3_db(
+    fraction: int, table: tuple[float, ...]
+) -> None:
+    for nominal in table:
+        low, high = band_edges(nominal, fraction)
+        fm = mid_band(nominal, fraction)
+        _, response = signal.sosfreqz(band_filter(nominal, fraction, FS), [low, fm, high], fs=FS)
+        db = 20 * np.log10(np.abs(response))
+        assert db == pytest.approx([-3.01, 0.0, -3.01], abs=0.02), nominal
+
+
+def test_the_bank_keeps_the_energy_of_white_noise() -> None:
+    noise = np.random.default_rng(0).standard_normal(10 * FS)
+    bands = filter_bands(noise, FS, THIRD_OCTAVES[:-1], 3)
+    low, high = band_edges(THIRD_OCTAVES[0], 3)[0], band_edges(THIRD_OCTAVES[-2], 3)[1]
+    whole = signal.sosfilt(signal.butter(8, (low, high), "bandpass", fs=FS, output="sos"), noise)
+    ratio_db = 10 * np.log10(np.sum(bands**2) / np.sum(whole**2))
+    assert 0 < ratio_db < 0.5  # the skirts overlap a little
+
+
+def test_reversed_filtering_puts_the_filters_ringing_before_the_response() -> None:
+    impulse = np.zeros(FS)
+    impulse[FS // 2] = 1.0
+    forward = filter_bands(impulse, FS, [125])[0]
+    backward = filter_bands(impulse, FS, [125], reverse=True)[0]
+    assert np.all(forward[: FS // 2] == 0) and np.sum(forward[FS // 2 :] ** 2) > 0
+    assert np.all(backward[FS // 2 + 1 :] == 0) and np.sum(backward[: FS // 2] ** 2) > 0
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: mid_band(1000, 2), "fraction must be 1"),
+        (lambda: mid_band(1001, 1), "not a nominal"),
+        (lambda: band_filter(8000, 1, 16_000), "above half the sample rate"),
+        (lambda: filter_bands([], FS, [1000]), "non-empty"),
+        (lambda: filter_bands([0.0, np.nan], FS, [1000]), "NaN"),
+    ],
+    ids=["fraction", "nominal", "above-nyquist", "empty", "nan"],
+)
+def test_bad_input_is_refused(call: Callable[[], object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()
