@@ -72,8 +72,9 @@ class Gateway:
                 wait.cancel()
 
     async def close(self) -> None:
-        """Stop: reports still waiting out their grace are dropped, since a phone that left
-        just before a restart is as likely to be back on another gateway within it."""
+        """Stop: commands still running are cancelled, and reports still waiting out their
+        grace are dropped, since a phone that left just before a restart is as likely to be
+        back on another gateway within it."""
         self.replies.close()
         for task in list(self._background):
             task.cancel()
