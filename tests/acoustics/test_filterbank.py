@@ -71,7 +71,7 @@ def test_reversed_filtering_puts_the_filters_ringing_before_the_response() -> No
         (lambda: mid_band(1000, 2), "fraction must be 1"),
         (lambda: mid_band(1001, 1), "not a nominal"),
         (lambda: band_filter(8000, 1, 16_000), "above half the sample rate"),
-        (lambda: filter_bands([], FS, [1000]), "non-empty"),
+        (lambda: filter_bands([], FS, [1000]), "is empty"),
         (lambda: filter_bands([0.0, np.nan], FS, [1000]), "NaN"),
     ],
     ids=["fraction", "nominal", "above-nyquist", "empty", "nan"],

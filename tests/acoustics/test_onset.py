@@ -35,8 +35,8 @@ def test_a_rise_before_the_peak_counts_once_it_is_within_20_db() -> None:
 @pytest.mark.parametrize(
     ("ir", "kwargs", "message"),
     [
-        (np.array([]), {}, "non-empty"),
-        (np.zeros((2, 10)), {}, "1-D"),
+        (np.array([]), {}, "is empty"),
+        (np.zeros((2, 10)), {}, "one channel"),
         (np.array([0.0, np.nan, 1.0]), {}, "NaN"),
         (np.zeros(10), {}, "all zeros"),
         (np.ones(10), {"threshold_db": 0}, "below 0 dB"),

@@ -22,24 +22,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import fft, signal
 
-from sonalyze.acoustics.sweep import Signal, Sweep
+from sonalyze.acoustics.signals import Signal, as_signal
+from sonalyze.acoustics.sweep import Sweep
 
 # Regularisation relative to the sweep's peak power: inside and outside its band.
 _INSIDE = 1e-10
 _OUTSIDE = 1.0
 # Consecutive samples at the peak magnitude that mark a recording as clipped.
 _CLIPPED_RUN = 4
-
-
-def _as_signal(values: ArrayLike, name: str) -> Signal:
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be one channel (a 1-D array), not shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"{name} is empty")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or infinite samples")
-    return array
 
 
 def _check_not_clipped(recording: Signal) -> None:
@@ -90,13 +80,13 @@ def _prepare(
 ) -> tuple[Signal, Signal, int, tuple[float, float]]:
     if not isinstance(fs, int | np.integer) or fs <= 0:
         raise ValueError(f"fs must be a positive integer sample rate, not {fs!r}")
-    rec = _as_signal(recording, "recording")
+    rec = as_signal(recording, "recording")
     _check_not_clipped(rec)
     if isinstance(sweep, Sweep):
         played, rate = sweep.signal, sweep.fs
         default = (sweep.f1, sweep.f2)
     else:
-        played, rate = _as_signal(sweep, "sweep"), int(fs)
+        played, rate = as_signal(sweep, "sweep"), int(fs)
         default = (20.0, rate / 2)
     if rate != fs:
         rec = _resample(rec, int(fs), rate)

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import signal
 
-from sonalyze.acoustics.sweep import Signal
+from sonalyze.acoustics.signals import Signal, as_signal
 
 G = 10 ** (3 / 10)
 OCTAVES = (31.5, 63, 125, 250, 500, 1000, 2000, 4000, 8000, 16000)
@@ -99,11 +99,7 @@ def filter_bands(
         For an empty or non-finite signal, an unknown nominal frequency or a band reaching
         ``fs / 2``.
     """
-    samples = np.asarray(x, dtype=np.float64)
-    if samples.ndim != 1 or samples.size == 0:
-        raise ValueError("the signal must be a non-empty 1-D array")
-    if not np.all(np.isfinite(samples)):
-        raise ValueError("the signal contains NaN or infinite samples")
+    samples = as_signal(x, "the signal")
     rows = []
     for nominal in bands:
         sos = band_filter(nominal, fraction, fs, order)

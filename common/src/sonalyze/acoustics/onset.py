@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sonalyze.acoustics.signals import as_signal
+
 ONSET_THRESHOLD_DB = -20.0
 
 
@@ -35,11 +37,7 @@ def onset(ir: ArrayLike, threshold_db: float = ONSET_THRESHOLD_DB) -> int:
     ValueError
         For an empty, non-finite or all-zero response, or a threshold not below 0 dB.
     """
-    energy = np.asarray(ir, dtype=np.float64) ** 2
-    if energy.ndim != 1 or energy.size == 0:
-        raise ValueError("the impulse response must be a non-empty 1-D array")
-    if not np.all(np.isfinite(energy)):
-        raise ValueError("the impulse response contains NaN or infinite samples")
+    energy = as_signal(ir, "the impulse response") ** 2
     if not threshold_db < 0:
         raise ValueError(f"threshold_db must be below 0 dB, not {threshold_db}")
     peak = energy.max()

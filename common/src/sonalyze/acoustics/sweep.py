@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
-Signal = NDArray[np.float64]
+from sonalyze.acoustics.signals import Signal
 
 
 @dataclass(frozen=True)
