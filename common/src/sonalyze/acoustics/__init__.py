@@ -5,10 +5,15 @@
   harmonic-distortion products separated from it.
 - :mod:`~sonalyze.acoustics.onset`: where an impulse response starts (ISO 3382-1).
 - :mod:`~sonalyze.acoustics.filterbank`: octave and third-octave bands (IEC 61260-1).
+- :mod:`~sonalyze.acoustics.decay`: noise-compensated energy decay (Lundeby, Chu, Schroeder).
+- :mod:`~sonalyze.acoustics.parameters`: ISO 3382-1 parameters of one decay.
+- :mod:`~sonalyze.acoustics.analysis`: :func:`room_parameters`, an impulse response's parameters
+  per band.
 
 Install with the ``acoustics`` extra (``sonalyze[acoustics]``): numpy and scipy.
 """
 
+from sonalyze.acoustics.analysis import RoomParameters, room_parameters
 from sonalyze.acoustics.deconvolution import deconvolve, harmonic_delays, harmonic_responses
 from sonalyze.acoustics.filterbank import (
     OCTAVES,
@@ -24,6 +29,7 @@ from sonalyze.acoustics.sweep import Sweep, exponential_sweep
 __all__ = [
     "OCTAVES",
     "THIRD_OCTAVES",
+    "RoomParameters",
     "Sweep",
     "band_edges",
     "band_filter",
@@ -34,4 +40,5 @@ __all__ = [
     "harmonic_responses",
     "mid_band",
     "onset",
+    "room_parameters",
 ]

@@ -1,0 +1,313 @@
+"""Energy decay curves with the measurement noise handled.
+
+A measured impulse response ends in noise. Integrating it backwards as it is (Schroeder [1]_)
+adds the noise's energy to every point of the decay, which bends the decay curve up and makes
+reverberation times too long; cutting it off early loses the tail's energy and bends the curve
+down. ISO 3382-1 and ISO 18233 [5]_ [6]_ name the remedies used here together, as Guski and
+Vorländer compared them [4]_:
+
+- Lundeby's iteration [3]_ finds where the late decay meets the noise floor (the crossing
+  point), the noise's energy, and the late decay's slope, from block averages of the squared
+  response;
+- Chu's subtraction [2]_ removes the noise's mean energy from every sample before integrating;
+- the integration stops at the crossing point, and the energy the decay would still have had
+  after it (the late decay's exponential continued to infinity) is added back.
+
+A response that reaches no noise floor (a simulation, or a record that ends while the room still
+rings) is recognised by its tail still falling at the late decay's rate: it is integrated whole,
+nothing is subtracted, and the extrapolated rest of the decay is added at its end.
+
+References
+----------
+.. [1] M. R. Schroeder, "New method of measuring reverberation time", J. Acoust. Soc. Am.
+   37(3), 409-412, 1965.
+.. [2] W. T. Chu, "Comparison of reverberation measurements using Schroeder's impulse method
+   and decay-curve averaging method", J. Acoust. Soc. Am. 63(5), 1444-1450, 1978.
+.. [3] A. Lundeby, T. E. Vigran, H. Bietz, M. Vorländer, "Uncertainties of measurements in
+   room acoustics", Acustica 81(4), 344-355, 1995.
+.. [4] M. Guski, M. Vorländer, "Comparison of noise compensation methods for room acoustic
+   impulse response evaluations", Acta Acust. united Ac. 100(2), 320-327, 2014.
+.. [5] ISO 3382-1:2009, "Acoustics - Measurement of room acoustic parameters - Part 1:
+   Performance spaces", 5.3.3 and Annex A.
+.. [6] ISO 18233:2006, "Acoustics - Application of new measurement methods in building and room
+   acoustics", 6.3.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from sonalyze.acoustics.signals import Signal, as_signal
+
+# Lundeby's first averaging interval: 10-50 ms broadband [3]; in a band, longer at low
+# frequencies, where fewer periods fit in a block (the rule of pyrato's implementation).
+BROADBAND_WINDOW = 0.03
+# Blocks the response must span at the first averaging interval.
+MIN_BLOCKS = 10
+# The iteration's settings within Lundeby's ranges [3]: 5 blocks per 10 dB of decay; noise
+# taken from 10 dB (of the decay line) after the crossing point, or the last tenth of the
+# response if that starts earlier; the late decay fitted from 30 dB to 10 dB above the noise.
+_DB_PER_BLOCK = 2.0
+_NOISE_AFTER_CROSSING_DB = 10.0
+_NOISE_SHARE = 0.1
+_FIT_TOP_DB = 30.0
+_FIT_BOTTOM_DB = 10.0
+_MAX_ITERATIONS = 10
+# A tail is still decaying, not noise, when its blocks fall at more than half the late decay's
+# rate with a t statistic beyond this.
+_TAIL_BLOCKS = 8
+_DECAYING_T = 5.0
+_TINY = np.finfo(np.float64).tiny
+
+
+class DecayError(ValueError):
+    """No usable decay: the message says why (too little range above the noise, no fall)."""
+
+
+def lundeby_window(frequency: float | None) -> float:
+    """Lundeby's first averaging interval in seconds: 30 ms broadband, ``800 / f + 10`` ms in a
+    band with mid-band frequency ``f`` (Hz)."""
+    if frequency is None:
+        return BROADBAND_WINDOW
+    return (800 / frequency + 10) / 1000
+
+
+def schroeder(energy: ArrayLike) -> Signal:
+    """Backward integral ``E[n] = sum(energy[n:])`` of a squared response [1]_."""
+    values = np.asarray(energy, dtype=np.float64)
+    return np.cumsum(values[::-1])[::-1]
+
+
+@dataclass(frozen=True)
+class LateDecay:
+    """Lundeby's estimate of where a response's late decay meets its noise floor.
+
+    Attributes
+    ----------
+    end : int
+        The crossing point (samples from the start), or the response's length when it reaches
+        no noise floor.
+    noise : float
+        The noise's mean energy per sample; 0.0 when there is no noise floor.
+    slope : float
+        The late decay in dB per second (negative).
+    intercept : float
+        The late-decay line's level at the start, in dB of energy per sample.
+    """
+
+    end: int
+    noise: float
+    slope: float
+    intercept: float
+
+    def level(self, seconds: float) -> float:
+        """The late-decay line's level (dB of energy per sample) at a time from the start."""
+        return self.intercept + self.slope * seconds
+
+
+def _db(value: float) -> float:
+    return 10 * math.log10(max(value, _TINY))
+
+
+def _block_levels(energy: Signal, block: int, fs: int) -> tuple[Signal, Signal]:
+    """Mean energy of consecutive blocks in dB, and the blocks' centre times in seconds."""
+    count = energy.size // block
+    means = energy[: count * block].reshape(count, block).mean(axis=1)
+    levels = 10 * np.log10(np.maximum(means, _TINY))
+    return levels, (np.arange(count) + 0.5) * block / fs
+
+
+def _first_below(levels: Signal, threshold: float, start: int) -> int | None:
+    hits = np.flatnonzero(levels[start:] < threshold)
+    return start + int(hits[0]) if hits.size else None
+
+
+def _line(x: Signal, y: Signal) -> tuple[float, float, float]:
+    """Least-squares line through (x, y): slope, intercept and the slope's standard error."""
+    dx = x - x.mean()
+    sxx = float(dx @ dx)
+    slope = float(dx @ (y - y.mean())) / sxx
+    intercept = float(y.mean()) - slope * float(x.mean())
+    residual = y - (intercept + slope * x)
+    error = math.sqrt(float(residual @ residual) / max(x.size - 2, 1) / sxx)
+    return slope, intercept, error
+
+
+def late_decay(energy: ArrayLike, fs: int, window: float = BROADBAND_WINDOW) -> LateDecay:
+    """Lundeby's iteration on a squared impulse response that starts at its onset [3]_.
+
+    Parameters
+    ----------
+    energy : array_like
+        The squared response, from its onset (ISO 3382-1) on.
+    fs : int
+        Sample rate in Hz.
+    window : float
+        The first averaging interval in seconds (see :func:`lundeby_window`).
+
+    Returns
+    -------
+    LateDecay
+
+    Raises
+    ------
+    DecayError
+        When the response does not decay at least 10 dB above its noise, or the late decay
+        cannot be fitted: the message says which.
+    """
+    values = np.asarray(energy, dtype=np.float64)
+    nonzero = np.flatnonzero(values)
+    # Digital silence after the response is not noise: the record ends where the response does.
+    values = values[: nonzero[-1] + 1] if nonzero.size else values
+    n = values.size
+    block = max(1, round(window * fs))
+    if n < MIN_BLOCKS * block:
+        raise DecayError(
+            f"the response lasts {1000 * n / fs:.0f} ms after its onset; the decay analysis "
+            f"needs {1000 * MIN_BLOCKS * block / fs:.0f} ms"
+        )
+    tail_start = int((1 - _NOISE_SHARE) * n)
+    # (1)-(3) Average over the first interval; noise from the last tenth; a line from the peak
+    # down to 10 dB above the noise.
+    levels, times = _block_levels(values, block, fs)
+    noise_db = _db(float(values[tail_start:].mean()))
+    peak = int(np.argmax(levels))
+    stop = _first_below(levels, noise_db + _FIT_BOTTOM_DB, peak)
+    if stop is None or stop - peak < 2:
+        raise DecayError(
+            f"no decay 10 dB above the noise: the peak is {levels[peak] - noise_db:.1f} dB above it"
+        )
+    slope, intercept, _ = _line(times[peak:stop], levels[peak:stop])
+    if slope >= 0:
+        raise DecayError("the response does not decay")
+    # (4) Preliminary crossing point; (5)-(6) new averaging interval from the decay rate.
+    crossing = (noise_db - intercept) / slope
+    block = max(1, round(-_DB_PER_BLOCK / slope * fs))
+    levels, times = _block_levels(values, block, fs)
+    peak = int(np.argmax(levels))
+    noise = 0.0
+    for _ in range(_MAX_ITERATIONS):
+        # (7) Noise from 10 dB of decay after the crossing point, at least the last tenth.
+        start = int((crossing - _NOISE_AFTER_CROSSING_DB / slope) * fs)
+        start = max(0, min(start, tail_start))
+        noise = float(values[start:].mean())
+        noise_db = _db(noise)
+        # (8) Late decay: from 30 dB above the noise (or the peak) to 10 dB above it.
+        top = _first_below(levels, noise_db + _FIT_TOP_DB, peak)
+        bottom = None if top is None else _first_below(levels, noise_db + _FIT_BOTTOM_DB, top)
+        if top is None or bottom is None or bottom - top < 2:
+            raise DecayError(
+                "too little decay above the noise to fit the late decay: the peak is "
+                f"{levels[peak] - noise_db:.1f} dB above the noise"
+            )
+        slope, intercept, _ = _line(times[top:bottom], levels[top:bottom])
+        if slope >= 0:
+            raise DecayError("the late part of the response does not decay")
+        # (9) New crossing point, until it moves by less than half an averaging interval.
+        previous, crossing = crossing, (noise_db - intercept) / slope
+        if abs(crossing - previous) < block / fs / 2:
+            break
+    if _still_decaying(values[start:], fs, slope):
+        return LateDecay(end=n, noise=0.0, slope=slope, intercept=intercept)
+    end = min(n, max(1, round(crossing * fs)))
+    return LateDecay(end=end, noise=noise, slope=slope, intercept=intercept)
+
+
+def _still_decaying(tail: Signal, fs: int, slope: float) -> bool:
+    """Whether the part taken for noise falls at more than half the late decay's rate, by
+    more than its own scatter: then it is the decay's end, not a noise floor."""
+    if tail.size < _TAIL_BLOCKS:
+        return False
+    levels, times = _block_levels(tail, tail.size // _TAIL_BLOCKS, fs)
+    tail_slope, _, error = _line(times, levels)
+    return tail_slope < slope / 2 and tail_slope < -_DECAYING_T * error
+
+
+@dataclass(frozen=True)
+class EnergyDecay:
+    """The noise-compensated energy decay of one response from its onset.
+
+    Attributes
+    ----------
+    edc : Signal
+        Energy remaining from each sample to the end of the decay (sum of squared samples),
+        up to the crossing point; the energy after it is included.
+    fs : int
+        Sample rate in Hz.
+    tail : float
+        The energy after the last sample of ``edc``: the late decay continued to infinity.
+    time_constant : float
+        The late decay's energy time constant in seconds (energy falls as ``exp(-t / tau)``).
+    noise : float
+        The noise's mean energy per sample (0.0 without a noise floor).
+    inr : float
+        Impulse-to-noise ratio in dB: the late-decay line at the onset above the noise
+        (infinite without a noise floor) [3]_.
+    """
+
+    edc: Signal
+    fs: int
+    tail: float
+    time_constant: float
+    noise: float
+    inr: float
+
+    @property
+    def decay_range(self) -> float:
+        """How far the decay curve falls, in dB, before its data ends: at the crossing point,
+        where the extrapolated rest takes over (or the record's end without a noise floor)."""
+        return 10 * math.log10(float(self.edc[0]) / self.tail)
+
+    def remaining(self, index: int) -> float:
+        """Energy from sample ``index`` on; past the crossing point, the extrapolated decay."""
+        if index < self.edc.size:
+            return float(self.edc[index])
+        return self.tail * math.exp(-(index - self.edc.size) / (self.time_constant * self.fs))
+
+    def integral(self) -> float:
+        """``sum(remaining(n) for n >= 0)``: the numerator of the centre time."""
+        step = math.exp(-1 / (self.time_constant * self.fs))
+        return float(self.edc.sum()) + self.tail / (1 - step)
+
+
+def energy_decay(ir: ArrayLike, fs: int, window: float = BROADBAND_WINDOW) -> EnergyDecay:
+    """The noise-compensated Schroeder decay of a response that starts at its onset.
+
+    Chu's subtraction, truncation at Lundeby's crossing point and the late decay's energy added
+    back [2]_ [3]_ [4]_; see the module's notes.
+
+    Parameters
+    ----------
+    ir : array_like
+        One channel (a band, or broadband), from its onset (ISO 3382-1) on.
+    fs : int
+        Sample rate in Hz.
+    window : float
+        Lundeby's first averaging interval in seconds (see :func:`lundeby_window`).
+
+    Raises
+    ------
+    DecayError
+        When there is no usable decay (see :func:`late_decay`).
+    ValueError
+        For an empty, multichannel or non-finite response.
+    """
+    energy = as_signal(ir, "the impulse response") ** 2
+    late = late_decay(energy, fs, window)
+    time_constant = 10 / (math.log(10) * -late.slope)
+    end_level = 10 ** (late.level(late.end / fs) / 10)
+    tail = end_level * time_constant * fs
+    edc = schroeder(energy[: late.end] - late.noise) + tail
+    inr = late.intercept - _db(late.noise) if late.noise > 0 else math.inf
+    return EnergyDecay(
+        edc=edc,
+        fs=fs,
+        tail=tail,
+        time_constant=time_constant,
+        noise=late.noise,
+        inr=inr,
+    )
