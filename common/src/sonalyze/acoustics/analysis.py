@@ -117,6 +117,10 @@ def _analyse_band(
         values["INR"] = math.nan
         return values, correlation, reasons
     values["INR"] = decay.inr
+    fits = {
+        key: limits for key, limits in _FITS.items() if decay.decay_range >= REQUIRED_RANGE[key]
+    }
+    times = parameters.decay_times(decay, fits) if fits else {}
     for key in BAND_PARAMETERS:
         needed = REQUIRED_RANGE[key]
         if decay.decay_range < needed:
@@ -125,8 +129,8 @@ def _analyse_band(
                 f"{name}: {decay.decay_range:.1f} dB of decay above the noise; {key} needs "
                 f"{needed:.0f} dB (ISO 3382-1)"
             )
-        elif key in _FITS:
-            values[key], correlation[key] = parameters.decay_time(decay, *_FITS[key])
+        elif key in times:
+            values[key], correlation[key] = times[key]
             reasons[key] = None if math.isfinite(values[key]) else f"{name}: no fit for {key}"
         else:
             values[key] = _ENERGY[key](decay)

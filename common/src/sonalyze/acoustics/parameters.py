@@ -16,10 +16,12 @@ References
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
 from sonalyze.acoustics.decay import EnergyDecay
+from sonalyze.acoustics.signals import Signal
 
 # The direct sound's window around its peak, each side (s): 2.5 ms is 0.86 m of path, long
 # enough for a band-limited direct sound and short enough that a first reflection from a wall
@@ -50,18 +52,33 @@ def decay_time(decay: EnergyDecay, upper: float, lower: float) -> tuple[float, f
         of the fit (-1 for a perfectly straight decay) [2]_. Both NaN when the decay does not
         reach ``lower`` before the crossing point.
     """
-    levels = 10 * np.log10(np.maximum(decay.edc, np.finfo(np.float64).tiny) / decay.edc[0])
+    return decay_times(decay, {"": (upper, lower)})[""]
+
+
+def decay_times(
+    decay: EnergyDecay, ranges: Mapping[str, tuple[float, float]]
+) -> dict[str, tuple[float, float]]:
+    """:func:`decay_time` for several evaluation ranges by name, taking the decay's levels in
+    dB once."""
+    edc = decay.edc
+    deepest = edc < edc[0] * 10 ** (min(lower for _, lower in ranges.values()) / 10)
+    stop = int(np.argmax(deepest)) + 1 if deepest.any() else edc.size
+    levels = 10 * np.log10(edc[:stop] / edc[0])
+    return {name: _fit(levels, decay.fs, *limits) for name, limits in ranges.items()}
+
+
+def _fit(levels: Signal, fs: int, upper: float, lower: float) -> tuple[float, float]:
     first = int(np.argmax(levels <= upper))
-    below = np.flatnonzero(levels[first:] < lower)
-    if not below.size or below[0] < 3:
+    below = levels[first:] < lower
+    count = int(np.argmax(below))
+    if not below[count] or count < 3:
         return math.nan, math.nan
-    y = levels[first : first + int(below[0])]
-    x = np.arange(y.size, dtype=np.float64) / decay.fs
-    dx, dy = x - x.mean(), y - y.mean()
-    sxy = float(dx @ dy)
-    slope = sxy / float(dx @ dx)
-    correlation = sxy / math.sqrt(float(dx @ dx) * float(dy @ dy))
-    return -60 / slope, correlation
+    y = levels[first : first + count]
+    x = np.arange(count, dtype=np.float64) / fs
+    x -= x.mean()
+    y = y - y.mean()
+    sxx, syy, sxy = float(x @ x), float(y @ y), float(x @ y)
+    return -60 * sxx / sxy, sxy / math.sqrt(sxx * syy)
 
 
 def _early_energy(decay: EnergyDecay, limit: float) -> tuple[float, float]:
