@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from sonalyze.acoustics import deconvolve, exponential_sweep, harmonic_responses
+from sonalyze.acoustics import deconvolve, exponential_sweep, filter_bands, harmonic_responses
 
 FS = 48_000
 SWEEP = exponential_sweep(20, 20_000, 3.0, FS)
@@ -61,6 +61,19 @@ def test_a_recording_that_starts_early_gives_a_delayed_response() -> None:
     lead = int(0.25 * FS)
     estimate = deconvolve(record(room(4), snr_db=60, lead=lead)[0], SWEEP, FS)
     assert np.argmax(np.abs(estimate)) == lead
+
+
+def test_the_response_ends_where_the_recording_still_holds_the_whole_sweep() -> None:
+    """Later lags would miss the sweep's end, and with it the noise at high frequencies: a
+    noise floor that fades out there would mislead the decay analysis."""
+    response = np.concatenate([room(6), np.zeros(FS)])  # a second more of room noise
+    recording = record(response, snr_db=40, lead=FS // 10)[0]
+    estimate = deconvolve(recording, SWEEP, FS)
+    assert estimate.size == recording.size - SWEEP.signal.size + 1
+    for row in filter_bands(estimate, FS, [125, 8000]):
+        tenth = row.size // 10
+        last, before = np.mean(row[-tenth:] ** 2), np.mean(row[-2 * tenth : -tenth] ** 2)
+        assert abs(10 * np.log10(last / before)) < 3
 
 
 def test_a_recording_at_another_sample_rate_is_resampled_first() -> None:

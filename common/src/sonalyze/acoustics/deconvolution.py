@@ -125,9 +125,11 @@ def deconvolve(
     Returns
     -------
     numpy.ndarray
-        The impulse response in float64 at the sweep's sample rate, as long as the resampled
-        recording. The harmonic-distortion products are not in it (see
-        :func:`harmonic_responses`).
+        The impulse response in float64 at the sweep's sample rate, at the lags for which the
+        whole sweep lies within the (resampled) recording: ``len(recording) - len(sweep) + 1``
+        samples. At later lags the sweep's end would be missing, and with it the noise of the
+        high frequencies, so record at least the room's decay after the sweep ends. The
+        harmonic-distortion products are not in it (see :func:`harmonic_responses`).
 
     Raises
     ------
@@ -136,7 +138,7 @@ def deconvolve(
         sweep, a bad sample rate or a band outside (0, fs / 2].
     """
     rec, played, rate, band = _prepare(recording, sweep, fs, f_range)
-    return _spectral_division(rec, played, rate, band)[: len(rec)]
+    return _spectral_division(rec, played, rate, band)[: len(rec) - len(played) + 1]
 
 
 def harmonic_delays(sweep: Sweep, orders: int) -> Signal:
