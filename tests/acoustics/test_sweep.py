@@ -1,4 +1,5 @@
-"""The exponential sweep against its closed form: frequency law, synchronisation, fades."""
+"""The exponential sweep against its closed form: frequency law, synchronisation, fades, and
+its inverse filter."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from sonalyze.acoustics import exponential_sweep
+from sonalyze.acoustics import exponential_sweep, inverse_filter
 
 FS = 48_000
 
@@ -53,3 +54,15 @@ def test_bad_designs_are_refused(kwargs: dict[str, float], message: str) -> None
     args = {"f1": 20.0, "f2": 20_000.0, "duration": 1.0, "fs": FS, **kwargs}
     with pytest.raises(ValueError, match=message):
         exponential_sweep(args.pop("f1"), args.pop("f2"), args.pop("duration"), **args)
+
+
+@pytest.mark.parametrize("amplitude", [1.0, 0.25])
+def test_the_sweep_through_its_inverse_filter_is_a_flat_impulse(amplitude: float) -> None:
+    sweep = exponential_sweep(20, 20_000, 3.0, FS, amplitude=amplitude)
+    impulse = np.convolve(sweep.signal, inverse_filter(sweep))
+    assert np.argmax(np.abs(impulse)) == sweep.signal.size - 1
+    spectrum = np.abs(np.fft.rfft(impulse))
+    freqs = np.fft.rfftfreq(impulse.size, 1 / FS)
+    level = 20 * np.log10(spectrum[(freqs > 40) & (freqs < 10_000)])
+    assert np.median(level) == pytest.approx(0, abs=0.01)
+    assert np.all(np.abs(level) < 1)  # the ripple of the sweep's abrupt start

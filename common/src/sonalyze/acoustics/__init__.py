@@ -9,11 +9,14 @@
 - :mod:`~sonalyze.acoustics.parameters`: ISO 3382-1 parameters of one decay.
 - :mod:`~sonalyze.acoustics.analysis`: :func:`room_parameters`, an impulse response's parameters
   per band.
+- :mod:`~sonalyze.acoustics.response`: the frequency response, fractional-octave smoothed.
+- :mod:`~sonalyze.acoustics.room_formulas`: Sabine's and Eyring's reverberation times.
 
 Install with the ``acoustics`` extra (``sonalyze[acoustics]``): numpy and scipy.
 """
 
 from sonalyze.acoustics.analysis import RoomParameters, room_parameters
+from sonalyze.acoustics.decay import DecayError, EnergyDecay, energy_decay
 from sonalyze.acoustics.deconvolution import deconvolve, harmonic_delays, harmonic_responses
 from sonalyze.acoustics.filterbank import (
     OCTAVES,
@@ -24,21 +27,31 @@ from sonalyze.acoustics.filterbank import (
     mid_band,
 )
 from sonalyze.acoustics.onset import onset
-from sonalyze.acoustics.sweep import Sweep, exponential_sweep
+from sonalyze.acoustics.response import frequency_response
+from sonalyze.acoustics.room_formulas import eyring, mean_absorption, sabine
+from sonalyze.acoustics.sweep import Sweep, exponential_sweep, inverse_filter
 
 __all__ = [
     "OCTAVES",
     "THIRD_OCTAVES",
+    "DecayError",
+    "EnergyDecay",
     "RoomParameters",
     "Sweep",
     "band_edges",
     "band_filter",
     "deconvolve",
+    "energy_decay",
     "exponential_sweep",
+    "eyring",
     "filter_bands",
+    "frequency_response",
     "harmonic_delays",
     "harmonic_responses",
+    "inverse_filter",
+    "mean_absorption",
     "mid_band",
     "onset",
     "room_parameters",
+    "sabine",
 ]

@@ -98,6 +98,34 @@ def exponential_sweep(
     return Sweep(signal=signal, fs=int(fs), f1=float(f1), f2=float(f2), rate=float(rate))
 
 
+def inverse_filter(sweep: Sweep) -> Signal:
+    """Farina's inverse filter: the sweep reversed in time, its amplitude falling 6 dB per
+    octave (``exp(-t / L)``), so that the sweep convolved with it is a band-limited impulse at
+    ``len(sweep) - 1`` with a flat spectrum at 0 dB [1]_.
+
+    The exponential sweep spends a time proportional to ``1 / f`` at each frequency, so its
+    power spectrum falls 3 dB per octave; the filter's rises as much. The scale follows from the
+    stationary-phase spectrum of both, ``|X(f)|**2 = (A fs / 2) ** 2 L / f`` for amplitude ``A``
+    [2]_: ``4 f2 / (A**2 L fs**2)``, for the sample rate ``fs`` and the rate ``L``.
+
+    Parameters
+    ----------
+    sweep : Sweep
+
+    Returns
+    -------
+    Signal
+        As long as the sweep. :func:`~sonalyze.acoustics.deconvolve` divides by the sweep's
+        spectrum instead, with regularisation outside its band; this filter is the classic
+        alternative, a plain convolution.
+    """
+    t = np.arange(sweep.signal.size) / sweep.fs
+    amplitude = float(np.max(np.abs(sweep.signal)))
+    scale = 4 * sweep.f2 / (amplitude**2 * sweep.rate * sweep.fs**2)
+    inverse: Signal = sweep.signal[::-1] * np.exp(-t / sweep.rate) * scale
+    return inverse
+
+
 def _fades(n: int, n_in: int, n_out: int) -> Signal:
     window = np.ones(n)
     if n_in:
