@@ -209,6 +209,7 @@ def test_the_result_is_a_mapping_of_every_parameter() -> None:
         (np.ones(FS), 44_100.5, None, 1, "positive integer"),
         (np.ones(FS), FS, [1100], 1, "not a nominal 1/1-octave"),
         (np.ones(FS), FS, [500], 2, "fraction must be 1"),
+        (np.ones(FS), FS, [], 1, "bands is empty"),
         (np.ones(FS), 16_000, [8000], 1, "above half the sample rate"),
         (exponential(0.1, 0.1, 0), FS, [125], 1, "125 Hz band needs at least 164 ms"),
         (exponential(0.1, 0.2, 0), FS, None, 1, "broadband needs at least 300 ms"),

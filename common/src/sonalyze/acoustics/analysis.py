@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from sonalyze.acoustics import parameters
-from sonalyze.acoustics.decay import MIN_BLOCKS, DecayError, EnergyDecay, energy_decay
+from sonalyze.acoustics.decay import DecayError, EnergyDecay, energy_decay, minimum_length
 from sonalyze.acoustics.decay import lundeby_window as _lundeby_window
 from sonalyze.acoustics.filterbank import filter_bands, mid_band
 from sonalyze.acoustics.onset import onset
@@ -194,6 +194,8 @@ def room_parameters(
     fs = int(fs)
     if fraction not in (1, 3):
         raise ValueError(f"fraction must be 1 (octaves) or 3 (third octaves), not {fraction!r}")
+    if bands is not None and not len(bands):
+        raise ValueError("bands is empty: give nominal mid-band frequencies, or None for broadband")
     start = onset(response)
     length = response.size - start
     nominals: list[float | None] = [None] if bands is None else list(bands)
@@ -202,7 +204,7 @@ def room_parameters(
         for nominal in nominals
     ]
     for nominal, window in zip(nominals, windows, strict=True):
-        needed = MIN_BLOCKS * max(1, round(window * fs))
+        needed = minimum_length(window, fs)
         if length < needed:
             raise ValueError(
                 f"the impulse response lasts {1000 * length / fs:.0f} ms after its onset; the "

@@ -76,6 +76,12 @@ def lundeby_window(frequency: float | None) -> float:
     return (800 / frequency + 10) / 1000
 
 
+def minimum_length(window: float, fs: int) -> int:
+    """The fewest samples after the onset that the decay analysis accepts: ``MIN_BLOCKS``
+    averaging intervals of ``window`` seconds."""
+    return MIN_BLOCKS * max(1, round(window * fs))
+
+
 def schroeder(energy: ArrayLike) -> Signal:
     """Backward integral ``E[n] = sum(energy[n:])`` of a squared response [1]_."""
     values = np.asarray(energy, dtype=np.float64)
@@ -165,10 +171,10 @@ def late_decay(energy: ArrayLike, fs: int, window: float = BROADBAND_WINDOW) -> 
     values = values[: nonzero[-1] + 1] if nonzero.size else values
     n = values.size
     block = max(1, round(window * fs))
-    if n < MIN_BLOCKS * block:
+    if n < minimum_length(window, fs):
         raise DecayError(
             f"the response lasts {1000 * n / fs:.0f} ms after its onset; the decay analysis "
-            f"needs {1000 * MIN_BLOCKS * block / fs:.0f} ms"
+            f"needs {1000 * minimum_length(window, fs) / fs:.0f} ms"
         )
     tail_start = int((1 - _NOISE_SHARE) * n)
     # (1)-(3) Average over the first interval; noise from the last tenth; a line from the peak
@@ -260,7 +266,8 @@ class EnergyDecay:
     def decay_range(self) -> float:
         """How far the decay curve falls, in dB, before its data ends: at the crossing point,
         where the extrapolated rest takes over (or the record's end without a noise floor)."""
-        return 10 * math.log10(float(self.edc[0]) / self.tail)
+        total = float(self.edc[0])
+        return 10 * math.log10(total / self.tail) if total > self.tail else 0.0
 
     def remaining(self, index: int) -> float:
         """Energy from sample ``index`` on; past the crossing point, the extrapolated decay."""
