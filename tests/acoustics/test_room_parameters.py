@@ -122,6 +122,20 @@ def test_octave_band_decays_under_noise_give_their_reverberation_times(psnr: flo
         assert all(reason is None for reasons in noisy.reasons.values() for reason in reasons)
 
 
+def test_third_octave_bands_give_each_tone_its_reverberation_time() -> None:
+    t = np.arange(2 * FS) / FS
+    tones = {400: 1.2, 500: 0.9, 630: 0.6}  # third-octave mid-band frequencies, reverberation
+    clean = sum(
+        10 ** (-3 * t / t60) * np.sin(2 * np.pi * mid_band(nominal, 3) * t)
+        for nominal, t60 in tones.items()
+    )
+    noise = white_noise(t.size, 80, seed=0)
+    result = room_parameters(clean + noise, FS, list(tones), fraction=3)
+    assert result.fraction == 3
+    for key in ("EDT", "T20"):  # T30 reaches where the neighbouring tones leak in (4 %)
+        np.testing.assert_allclose(result[key], list(tones.values()), rtol=0.03, err_msg=key)
+
+
 def test_band_energy_ratios_of_a_noise_free_response_follow_their_definitions() -> None:
     """The reference of the test above, against the definitions summed directly over each
     filtered band from the broadband onset."""

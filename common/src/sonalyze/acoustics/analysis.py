@@ -50,6 +50,12 @@ _ENERGY: dict[str, Callable[[EnergyDecay], float]] = {
     "Ts": parameters.centre_time,
 }
 
+# Why a parameter is NaN although the decay range suffices (a decay that is not monotonic).
+_UNDEFINED = {
+    **{key: "the decay curve does not pass through its evaluation range" for key in _FITS},
+    **{key: "no positive energy left after the noise subtraction" for key in _ENERGY},
+}
+
 
 @dataclass(frozen=True)
 class RoomParameters(Mapping[str, "Signal | float"]):
@@ -129,12 +135,12 @@ def _analyse_band(
                 f"{name}: {decay.decay_range:.1f} dB of decay above the noise; {key} needs "
                 f"{needed:.0f} dB (ISO 3382-1)"
             )
-        elif key in times:
-            values[key], correlation[key] = times[key]
-            reasons[key] = None if math.isfinite(values[key]) else f"{name}: no fit for {key}"
         else:
-            values[key] = _ENERGY[key](decay)
-            reasons[key] = None
+            if key in times:
+                values[key], correlation[key] = times[key]
+            else:
+                values[key] = _ENERGY[key](decay)
+            reasons[key] = None if math.isfinite(values[key]) else f"{name}: {_UNDEFINED[key]}"
     for key in _FITS:
         correlation.setdefault(key, math.nan)
     return values, correlation, reasons
