@@ -29,6 +29,7 @@ from sonalyze.acoustics.filterbank import (
 from sonalyze.acoustics.onset import onset
 from sonalyze.acoustics.response import frequency_response
 from sonalyze.acoustics.room_formulas import eyring, mean_absorption, sabine
+from sonalyze.acoustics.signals import clipped, resample
 from sonalyze.acoustics.sweep import Sweep, exponential_sweep, inverse_filter
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Sweep",
     "band_edges",
     "band_filter",
+    "clipped",
     "deconvolve",
     "energy_decay",
     "exponential_sweep",
@@ -52,6 +54,7 @@ __all__ = [
     "mean_absorption",
     "mid_band",
     "onset",
+    "resample",
     "room_parameters",
     "sabine",
 ]

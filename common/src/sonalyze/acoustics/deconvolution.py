@@ -16,38 +16,27 @@ References
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import fft, signal
+from scipy import fft
 
-from sonalyze.acoustics.signals import Signal, as_signal
+from sonalyze.acoustics.signals import CLIPPED_RUN, Signal, as_signal, clipped, resample
 from sonalyze.acoustics.sweep import Sweep
 
 # Regularisation relative to the sweep's peak power: inside and outside its band.
 _INSIDE = 1e-10
 _OUTSIDE = 1.0
-# Consecutive samples at the peak magnitude that mark a recording as clipped.
-_CLIPPED_RUN = 4
 
 
 def _check_not_clipped(recording: Signal) -> None:
     peak = np.max(np.abs(recording))
     if peak == 0:
         raise ValueError("the recording is silent")
-    at_peak = np.abs(recording) >= peak * (1 - 1e-12)
-    run = np.convolve(at_peak, np.ones(_CLIPPED_RUN, dtype=int), mode="valid")
-    if run.size and run.max() >= _CLIPPED_RUN:
+    if clipped(recording):
         raise ValueError(
-            f"the recording is clipped ({_CLIPPED_RUN} or more consecutive samples at its peak "
+            f"the recording is clipped ({CLIPPED_RUN} or more consecutive samples at its peak "
             f"{peak:.3g}); record again at a lower level"
         )
-
-
-def _resample(recording: Signal, fs_from: int, fs_to: int) -> Signal:
-    ratio = Fraction(fs_to, fs_from)
-    return signal.resample_poly(recording, ratio.numerator, ratio.denominator)
 
 
 def _spectral_division(
@@ -89,7 +78,7 @@ def _prepare(
         played, rate = as_signal(sweep, "sweep"), int(fs)
         default = (20.0, rate / 2)
     if rate != fs:
-        rec = _resample(rec, int(fs), rate)
+        rec = resample(rec, int(fs), rate)
     low, high = f_range if f_range is not None else default
     if not 0 < low < high <= rate / 2:
         raise ValueError(f"f_range must satisfy 0 < low < high <= fs / 2, got ({low}, {high})")
