@@ -1,0 +1,94 @@
+"""What a measurement sends and receives: the sweep it plays and the recordings it takes in.
+
+The sweep spec travels to every phone in ``measurement.started``; the recording format is what
+a microphone declares before it uploads (the upload frames themselves are
+:mod:`sonalyze.upload_frames`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Sample rates a recording or a sweep may have, in Hz.
+MIN_SAMPLE_RATE = 8_000
+MAX_SAMPLE_RATE = 192_000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Container(StrEnum):
+    """How a recording's bytes are encoded."""
+
+    wav = "wav"  # RIFF/WAVE: PCM 16, 24 or 32 bit, or float32
+    flac = "flac"
+    ogg = "ogg"  # Ogg with Opus (or Vorbis): what browsers' MediaRecorder makes in Firefox
+    raw = "raw"  # headerless interleaved PCM: sample_rate, sample_format and channels declared
+
+
+class SampleFormat(StrEnum):
+    """Raw PCM samples, little-endian and interleaved."""
+
+    s16le = "s16le"
+    s24le = "s24le"
+    s32le = "s32le"
+    f32le = "f32le"
+
+
+class RecordingFormat(_Model):
+    """The format a microphone declares for its recording."""
+
+    container: Container
+    sample_rate: int | None = Field(
+        None, ge=MIN_SAMPLE_RATE, le=MAX_SAMPLE_RATE, description="Hz; raw PCM only."
+    )
+    sample_format: SampleFormat | None = Field(None, description="Raw PCM only.")
+    channels: int = Field(1, ge=1, le=8, description="Interleaved channels; raw PCM only.")
+
+    @model_validator(mode="after")
+    def _raw_declares_itself(self) -> Self:
+        declared = self.sample_rate is not None or self.sample_format is not None
+        if self.container == Container.raw:
+            if self.sample_rate is None or self.sample_format is None:
+                raise ValueError("raw PCM needs sample_rate and sample_format")
+        elif declared or self.channels != 1:
+            raise ValueError(
+                f"{self.container.value} carries its own sample rate, format and channels: "
+                "declare them for raw PCM only"
+            )
+        return self
+
+
+class SweepSpec(_Model):
+    """An exponential sine sweep as designed for a measurement, and its schedule.
+
+    Phones play (speakers) and record (microphones) by it: the recording runs from
+    ``lead_in`` before the sweep starts to ``tail`` after it ends.
+    """
+
+    f1: float = Field(gt=0, description="Start frequency in Hz.")
+    f2: float = Field(gt=0, description="End frequency in Hz.")
+    duration: float = Field(gt=0, le=60, description="Length of the sweep in s.")
+    sample_rate: int = Field(ge=MIN_SAMPLE_RATE, le=MAX_SAMPLE_RATE)
+    fade_in: float = Field(ge=0, description="Raised-cosine fade at the start, s.")
+    fade_out: float = Field(ge=0, description="Raised-cosine fade at the end, s.")
+    amplitude: float = Field(gt=0, le=1, description="Peak amplitude re full scale.")
+    lead_in: float = Field(ge=0, le=10, description="Recording before the sweep starts, s.")
+    tail: float = Field(ge=0, le=30, description="Recording after the sweep ends, s.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if not self.f1 < self.f2 <= self.sample_rate / 2:
+            raise ValueError("need f1 < f2 <= sample_rate / 2")
+        if self.fade_in + self.fade_out > self.duration:
+            raise ValueError("the fades together must not be longer than the sweep")
+        return self
+
+    @property
+    def recording_seconds(self) -> float:
+        """How long each microphone records."""
+        return self.lead_in + self.duration + self.tail
