@@ -1,0 +1,115 @@
+"""A measurement's recordings to its results: per microphone, and averaged over the room.
+
+Each microphone's recording (already checked and at the sweep's rate, see
+:mod:`sonalyze_measurement.audio`) is deconvolved with the sweep, analysed in the octave bands
+125 Hz-8 kHz by :func:`sonalyze.acoustics.room_parameters`, and given a frequency response
+(third-octave smoothing). Quality flags, per microphone:
+
+- ``psnr_low_for_t30``: some band's decay is too short above the noise for T30 (ISO 3382-1);
+- ``non_linear``: the speaker's harmonic distortion reaches within 20 dB of the linear response
+  (the products are separated from the response, but the loudspeaker works outside its range).
+
+The spatial average is the mean over the microphones that have a value in a band, with the
+standard deviation (ddof 1) and the count beside it, as ISO 3382-2 reports positions averaged.
+Results are JSON-ready: NaN becomes ``null`` and the reasons say why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from sonalyze.acoustics import (
+    OCTAVES,
+    Sweep,
+    deconvolve,
+    frequency_response,
+    harmonic_responses,
+    room_parameters,
+)
+from sonalyze.acoustics.analysis import BAND_PARAMETERS
+from sonalyze.acoustics.signals import Signal
+from sonalyze.measurement_api import SweepSpec
+from sonalyze_measurement.sweeps import render
+
+BANDS = OCTAVES[2:9]  # 125 Hz to 8 kHz
+NON_LINEAR_DB = -20.0
+_HARMONICS = 5
+# Lag of the linear response's peak in the recording cut for the harmonics, s.
+_MARGIN = 0.002
+
+
+def _json(values: Sequence[float] | Signal) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in np.asarray(values, dtype=float)]
+
+
+def _value(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _harmonic_level(recording: Signal, sweep: Sweep, linear: Signal, peak: int) -> float:
+    """The energy of harmonics 2-5 re the linear response's, in dB [Farina 2000]: the recording
+    is first cut so that the linear response's peak lands just after lag 0, where
+    :func:`harmonic_responses` expects the linear response."""
+    start = max(0, peak - round(_MARGIN * sweep.fs))
+    harmonics = harmonic_responses(recording[start:], sweep, sweep.fs, _HARMONICS)
+    distortion = sum(float(np.sum(h**2)) for h in harmonics)
+    return 10 * math.log10(max(distortion, 1e-300) / float(np.sum(linear**2)))
+
+
+def analyse_recording(recording: Signal, spec: SweepSpec) -> dict[str, Any]:
+    """One microphone's impulse response, parameters per band, frequency response and flags.
+
+    The response is analysed from half the gap to the 2nd harmonic before its peak: the
+    harmonic products of a short sweep recorded with a lead-in land before the linear response,
+    and a strong one must not pass for its onset.
+    """
+    sweep = render(spec)
+    full = deconvolve(recording, sweep, spec.sample_rate)
+    peak = int(np.argmax(full**2))
+    ir = full[max(0, peak - round(sweep.rate * math.log(2) / 2 * sweep.fs)) :]
+    result = room_parameters(ir, spec.sample_rate, BANDS)
+    freqs, level = frequency_response(ir, spec.sample_rate, fraction=3, f_min=spec.f1)
+    flags = []
+    if any(reason is not None for reason in result.reasons["T30"]):
+        flags.append("psnr_low_for_t30")
+    distortion = _harmonic_level(recording, sweep, ir, peak)
+    if distortion > NON_LINEAR_DB:
+        flags.append("non_linear")
+    return {
+        "parameters": {key: _json(result.by_band[key]) for key in (*BAND_PARAMETERS, "INR")},
+        "reasons": {key: list(result.reasons[key]) for key in BAND_PARAMETERS},
+        "correlation": {key: _json(value) for key, value in result.correlation.items()},
+        "drr": _value(result.drr),
+        "psnr": _value(result.psnr),
+        "harmonic_level_db": _value(distortion),
+        "frequency_response": {"frequencies": _json(freqs), "level_db": _json(level)},
+        "flags": flags,
+    }
+
+
+def spatial_average(microphones: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Per parameter and band: mean, standard deviation (ddof 1) and count over the
+    microphones that have a value."""
+    average: dict[str, Any] = {}
+    for key in BAND_PARAMETERS:
+        table = np.array(
+            [
+                [math.nan if v is None else v for v in mic["parameters"][key]]
+                for mic in microphones.values()
+            ],
+            dtype=float,
+        ).reshape(len(microphones), len(BANDS))
+        present = np.isfinite(table)
+        count = present.sum(axis=0)
+        values = np.where(present, table, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = values.sum(axis=0) / count
+            spread = np.where(present, table - mean, 0.0)
+            std = np.sqrt((spread**2).sum(axis=0) / (count - 1))
+        std[count < 2] = math.nan
+        average[key] = {"mean": _json(mean), "std": _json(std), "count": count.tolist()}
+    return average
