@@ -85,3 +85,56 @@ def test_complete_requires_every_chunk(api: httpx.Client, snapshot) -> None:
     assert api.post(f"/v1/blobs/{blob}/complete", json={"chunk_count": 3}).status_code == 200
     assert put(api, blob, 3, b"d").status_code == 409, "a complete blob takes no more chunks"
     assert api.get(f"/v1/blobs/{blob}/content").content == b"abc"
+
+
+def test_the_final_chunk_completes_the_blob_once_nothing_is_missing(api: httpx.Client) -> None:
+    """Chunks out of order, the final one early: the write that fills the last gap seals."""
+    blob = new_blob(api)
+    parts = [os.urandom(1000) for _ in range(4)]
+    final = put(api, blob, 3, parts[3], **{"X-Final-Chunk": "true"})
+    assert final.json()["blob_state"] == "open"
+    assert api.get(f"/v1/blobs/{blob}/chunks").json() == {
+        "blob_id": blob,
+        "state": "open",
+        "received": 1,
+        "expected_chunks": 4,
+        "missing": [0, 1, 2],
+    }
+    assert put(api, blob, 1, parts[1]).json()["blob_state"] == "open"
+    assert api.get(f"/v1/blobs/{blob}/chunks").json()["missing"] == [0, 2]
+    assert put(api, blob, 0, parts[0]).json()["blob_state"] == "open"
+    last = put(api, blob, 2, parts[2]).json()
+    assert (last["created"], last["blob_state"]) == (True, "complete")
+    read = api.get(f"/v1/blobs/{blob}").json()
+    assert read["sha256"] == hashlib.sha256(b"".join(parts)).hexdigest()
+    assert api.get(f"/v1/blobs/{blob}/content").content == b"".join(parts)
+    again = put(api, blob, 3, parts[3], **{"X-Final-Chunk": "true"})
+    assert (again.status_code, again.json()["created"]) == (200, False), "a resent final chunk"
+
+
+def test_chunks_without_a_final_one_report_the_gaps_below_the_highest(api: httpx.Client) -> None:
+    blob = new_blob(api)
+    put(api, blob, 0, b"a")
+    put(api, blob, 4, b"e")
+    chunks = api.get(f"/v1/blobs/{blob}/chunks").json()
+    assert (chunks["expected_chunks"], chunks["missing"]) == (None, [1, 2, 3])
+
+
+def test_a_final_chunk_that_contradicts_the_blob_is_refused(api: httpx.Client, snapshot) -> None:
+    blob = new_blob(api)
+    put(api, blob, 5, b"f")
+    before = snapshot()
+    for index in (2, 3):
+        early = put(api, blob, index, b"c", **{"X-Final-Chunk": "true"})
+        assert early.status_code == 409 and "chunk 5 exists beyond" in early.text
+    assert snapshot() == before
+    flagged = put(api, blob, 5, b"f", **{"X-Final-Chunk": "true"})
+    assert flagged.status_code == 200, "the final flag on a chunk already written"
+    assert api.get(f"/v1/blobs/{blob}/chunks").json()["expected_chunks"] == 6
+    before = snapshot()
+    for response, words in (
+        (put(api, blob, 6, b"g"), "beyond the final chunk 5"),
+        (put(api, blob, 4, b"e", **{"X-Final-Chunk": "true"}), "already 5, not 4"),
+    ):
+        assert response.status_code == 409 and words in response.text, response.text
+    assert snapshot() == before

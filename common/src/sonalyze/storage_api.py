@@ -177,6 +177,9 @@ class BlobRead(_Out):
     state: BlobState
     size_bytes: int
     chunk_count: int
+    expected_chunks: int | None = Field(
+        description="Set by the final chunk: the blob completes once it has this many."
+    )
     sha256: str | None
     created_at: datetime
     completed_at: datetime | None
@@ -190,6 +193,20 @@ class ChunkWritten(BaseModel):
     size_bytes: int
     crc32: int
     created: bool
+    blob_state: BlobState = Field(description="complete once the write sealed the blob.")
+
+
+class BlobChunks(BaseModel):
+    """Which chunks a blob has and lacks (``missing`` up to the final chunk, if it came)."""
+
+    blob_id: UUID
+    state: BlobState
+    received: int
+    expected_chunks: int | None
+    missing: list[int] = Field(
+        description="Missing indexes below the highest one seen, or "
+        "below the final one; at most 1,000."
+    )
 
 
 class BlobComplete(_In):

@@ -20,6 +20,7 @@ from sonalyze.domain import JobState
 from sonalyze.storage_api import (
     AnalysisCreate,
     AnalysisRead,
+    BlobChunks,
     BlobComplete,
     BlobCreate,
     BlobRead,
@@ -229,11 +230,19 @@ class StorageClient:
         return await self._call("GET", f"/v1/blobs/{blob_id}", BlobRead)
 
     async def put_chunk(
-        self, blob_id: UUID, index: int, data: bytes, crc32: int | None = None
+        self,
+        blob_id: UUID,
+        index: int,
+        data: bytes,
+        crc32: int | None = None,
+        *,
+        final: bool = False,
     ) -> ChunkWritten:
         headers = {"Content-Type": "application/octet-stream"}
         if crc32 is not None:
             headers["X-Content-CRC32"] = str(crc32)
+        if final:
+            headers["X-Final-Chunk"] = "true"
         return await self._call(
             "PUT",
             f"/v1/blobs/{blob_id}/chunks/{index}",
@@ -241,6 +250,9 @@ class StorageClient:
             content=data,
             headers=headers,
         )
+
+    async def blob_chunks(self, blob_id: UUID) -> BlobChunks:
+        return await self._call("GET", f"/v1/blobs/{blob_id}/chunks", BlobChunks)
 
     async def complete_blob(self, blob_id: UUID, chunk_count: int) -> BlobRead:
         return await self._call(

@@ -5,8 +5,9 @@ An S3-compatible store can implement the same interface later without touching c
 
 Rules: a chunk index is written once (the same bytes again are acknowledged without rewriting,
 other bytes are a conflict); sizes are limited per chunk and per blob; a blob is readable whole
-only after ``complete`` found chunks 0..n-1 with nothing missing, so nothing half-written is
-ever visible.
+only once it is complete, so nothing half-written is ever visible. It completes when
+``complete`` finds chunks 0..n-1 with nothing missing, or by itself when a write makes chunks
+0..n-1 whole after the chunk marked final (n - 1) arrived, in any order.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from sonalyze.domain import BlobState
-from sonalyze.storage_api import ChunkWritten
+from sonalyze.storage_api import BlobChunks, ChunkWritten
 from sonalyze_storage.tables import Blob, BlobChunk
 
 _READ_BATCH = 16
+_MISSING_SHOWN = 1000
 
 
 class BlobError(Exception):
@@ -44,10 +46,12 @@ class BlobStore(Protocol):
     async def get(self, blob_id: UUID) -> Blob: ...
 
     async def put_chunk(
-        self, blob_id: UUID, index: int, data: bytes, crc32: int | None
+        self, blob_id: UUID, index: int, data: bytes, crc32: int | None, final: bool = False
     ) -> ChunkWritten: ...
 
     async def complete(self, blob_id: UUID, chunk_count: int) -> Blob: ...
+
+    async def chunks(self, blob_id: UUID) -> BlobChunks: ...
 
     def read(self, blob: Blob) -> AsyncIterator[bytes]: ...
 
@@ -78,7 +82,7 @@ class PostgresBlobStore:
             return await _blob(session, blob_id)
 
     async def put_chunk(
-        self, blob_id: UUID, index: int, data: bytes, crc32: int | None
+        self, blob_id: UUID, index: int, data: bytes, crc32: int | None, final: bool = False
     ) -> ChunkWritten:
         if index < 0:
             raise BlobError("bad_request", "chunk index must be 0 or more")
@@ -91,29 +95,46 @@ class PostgresBlobStore:
         actual = zlib.crc32(data)
         if crc32 is not None and crc32 != actual:
             raise BlobError("bad_request", f"CRC32 mismatch: sent {crc32}, data has {actual}")
-        written = ChunkWritten(
-            blob_id=blob_id, index=index, size_bytes=len(data), crc32=actual, created=False
-        )
         async with self._sessions() as session:
             blob = await _blob(session, blob_id, lock=True)
+            written = ChunkWritten(
+                blob_id=blob_id,
+                index=index,
+                size_bytes=len(data),
+                crc32=actual,
+                created=False,
+                blob_state=BlobState(blob.state),
+            )
             existing = await session.get(BlobChunk, (blob_id, index))
             if existing is not None:
-                if existing.crc32 == actual and existing.data == data:
-                    return written
-                raise BlobError("conflict", f"chunk {index} already holds other bytes")
+                if existing.crc32 != actual or existing.data != data:
+                    raise BlobError("conflict", f"chunk {index} already holds other bytes")
+                if final and blob.expected_chunks != index + 1:
+                    await _expect(session, blob, index + 1)
+                    return written.model_copy(
+                        update={"blob_state": await _seal_if_whole(session, blob)}
+                    )
+                return written
             if blob.state != BlobState.open:
                 raise BlobError("conflict", "blob is complete; no more chunks are accepted")
+            if blob.expected_chunks is not None and index >= blob.expected_chunks:
+                raise BlobError(
+                    "conflict",
+                    f"chunk {index} is beyond the final chunk {blob.expected_chunks - 1}",
+                )
             if blob.size_bytes + len(data) > self.max_blob_bytes:
                 raise BlobError(
                     "too_large", f"blob would exceed {self.max_blob_bytes} bytes in all"
                 )
+            if final:
+                await _expect(session, blob, index + 1)
             session.add(
                 BlobChunk(blob_id=blob_id, idx=index, size_bytes=len(data), crc32=actual, data=data)
             )
             blob.size_bytes += len(data)
             blob.chunk_count += 1
-            await session.commit()
-        return written.model_copy(update={"created": True})
+            state = await _seal_if_whole(session, blob)
+        return written.model_copy(update={"created": True, "blob_state": state})
 
     async def complete(self, blob_id: UUID, chunk_count: int) -> Blob:
         async with self._sessions() as session:
@@ -122,24 +143,31 @@ class PostgresBlobStore:
                 if blob.chunk_count == chunk_count:
                     return blob
                 raise BlobError("conflict", f"blob is complete with {blob.chunk_count} chunks")
-            indexes = (
-                await session.exec(
-                    select(BlobChunk.idx)
-                    .where(col(BlobChunk.blob_id) == blob_id)
-                    .order_by(col(BlobChunk.idx))
-                )
-            ).all()
+            indexes = await _indexes(session, blob_id)
             if len(indexes) != chunk_count or (indexes and indexes[-1] != chunk_count - 1):
                 raise BlobError("conflict", _gaps(indexes, chunk_count))
-            digest = hashlib.sha256()
-            async for data in _chunks(lambda: nullcontext(session), blob_id):
-                digest.update(data)
-            blob.state = BlobState.complete
-            blob.sha256 = digest.hexdigest()
-            blob.completed_at = sa.func.now()
-            await session.commit()
+            await _seal(session, blob)
             await session.refresh(blob)
             return blob
+
+    async def chunks(self, blob_id: UUID) -> BlobChunks:
+        async with self._sessions() as session:
+            blob = await _blob(session, blob_id)
+            indexes = await _indexes(session, blob_id)
+        end = (
+            blob.expected_chunks
+            if blob.expected_chunks is not None
+            else (indexes[-1] + 1 if indexes else 0)
+        )
+        present = set(indexes)
+        missing = [i for i in range(end) if i not in present][:_MISSING_SHOWN]
+        return BlobChunks(
+            blob_id=blob_id,
+            state=BlobState(blob.state),
+            received=len(indexes),
+            expected_chunks=blob.expected_chunks,
+            missing=missing,
+        )
 
     async def read(self, blob: Blob) -> AsyncIterator[bytes]:
         if blob.state != BlobState.complete:
@@ -156,6 +184,48 @@ async def _blob(session: AsyncSession, blob_id: UUID, lock: bool = False) -> Blo
     if blob is None:
         raise BlobError("not_found", f"blob {blob_id} not found")
     return blob
+
+
+async def _indexes(session: AsyncSession, blob_id: UUID) -> Sequence[int]:
+    query = (
+        select(BlobChunk.idx).where(col(BlobChunk.blob_id) == blob_id).order_by(col(BlobChunk.idx))
+    )
+    return (await session.exec(query)).all()
+
+
+async def _expect(session: AsyncSession, blob: Blob, count: int) -> None:
+    """Record that the blob ends at ``count`` chunks (the final chunk's index plus one)."""
+    if blob.expected_chunks is not None and blob.expected_chunks != count:
+        raise BlobError(
+            "conflict", f"the final chunk is already {blob.expected_chunks - 1}, not {count - 1}"
+        )
+    beyond = await session.exec(
+        select(BlobChunk.idx).where(col(BlobChunk.blob_id) == blob.id, col(BlobChunk.idx) >= count)
+    )
+    if (index := beyond.first()) is not None:
+        raise BlobError("conflict", f"chunk {index} exists beyond the final chunk {count - 1}")
+    blob.expected_chunks = count
+
+
+async def _seal_if_whole(session: AsyncSession, blob: Blob) -> BlobState:
+    """Complete the blob if its final chunk came and it has them all; commit either way."""
+    if blob.state == BlobState.open and blob.chunk_count == blob.expected_chunks:
+        await session.flush()
+        await _seal(session, blob)
+    else:
+        await session.commit()
+    return BlobState(blob.state)
+
+
+async def _seal(session: AsyncSession, blob: Blob) -> None:
+    """Mark the blob complete with its SHA-256, and commit."""
+    digest = hashlib.sha256()
+    async for data in _chunks(lambda: nullcontext(session), blob.id):
+        digest.update(data)
+    blob.state = BlobState.complete
+    blob.sha256 = digest.hexdigest()
+    blob.completed_at = sa.func.now()
+    await session.commit()
 
 
 def _gaps(indexes: Sequence[int], chunk_count: int, shown: int = 20) -> str:

@@ -124,6 +124,7 @@ class Blob(SQLModel, table=True):
     state: str = Field(default="open", sa_column=sa.Column(sa.String(16), nullable=False))
     size_bytes: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
     chunk_count: int = Field(default=0)
+    expected_chunks: int | None = Field(default=None)
     sha256: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
     created_at: datetime = Field(sa_column=_now())
     completed_at: datetime | None = Field(

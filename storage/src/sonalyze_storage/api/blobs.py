@@ -8,7 +8,14 @@ from uuid import UUID
 from fastapi import APIRouter, Header, HTTPException, Path, Request, status
 from fastapi.responses import StreamingResponse
 
-from sonalyze.storage_api import MAX_CHUNKS, BlobComplete, BlobCreate, BlobRead, ChunkWritten
+from sonalyze.storage_api import (
+    MAX_CHUNKS,
+    BlobChunks,
+    BlobComplete,
+    BlobCreate,
+    BlobRead,
+    ChunkWritten,
+)
 from sonalyze_storage.blobs import BlobError, BlobStore
 
 router = APIRouter(prefix="/blobs", tags=["blobs"])
@@ -62,13 +69,26 @@ async def put_chunk(
     x_content_crc32: Annotated[
         int | None, Header(ge=0, le=0xFFFFFFFF, description="CRC32 of the body (decimal).")
     ] = None,
+    x_final_chunk: Annotated[
+        bool, Header(description="This is the last chunk: the blob has index + 1 chunks.")
+    ] = False,
 ) -> ChunkWritten:
     """Write chunk ``index`` (the raw body). The same bytes again are acknowledged with
-    ``created: false``; other bytes for a written index are refused with 409."""
+    ``created: false``; other bytes for a written index are refused with 409. Once the final
+    chunk came, the write that leaves no chunk missing completes the blob (``blob_state``)."""
     try:
         return await _store(request).put_chunk(
-            blob_id, index, await request.body(), x_content_crc32
+            blob_id, index, await request.body(), x_content_crc32, x_final_chunk
         )
+    except BlobError as error:
+        raise _http(error) from None
+
+
+@router.get("/{blob_id}/chunks", response_model=BlobChunks)
+async def blob_chunks(blob_id: UUID, request: Request) -> BlobChunks:
+    """How many chunks the blob has, and which are missing: to resume an upload."""
+    try:
+        return await _store(request).chunks(blob_id)
     except BlobError as error:
         raise _http(error) from None
 
