@@ -104,9 +104,9 @@ def test_the_first_channel_is_the_recording() -> None:
     np.testing.assert_allclose(channel, stereo[:, 0], atol=1e-7)
 
 
-def refused(data: bytes, declared: RecordingFormat, min_seconds: float = 0.5) -> RecordingError:
+def refused(data: bytes, declared: RecordingFormat) -> RecordingError:
     with pytest.raises(RecordingError) as caught:
-        prepare(data, declared, FS, min_seconds)
+        prepare(data, declared, FS, min_seconds=0.5, max_seconds=2.0)
     return caught.value
 
 
@@ -123,6 +123,7 @@ WAV = RecordingFormat(container="wav")
         (encoded(tone(FS) * 1e-6, FS, "WAV", "FLOAT"), WAV, "silent", "silent"),
         (encoded(np.clip(tone(FS) * 4, -1, 1), FS, "WAV", "PCM_16"), WAV, "clipped", "clipped"),
         (encoded(tone(FS, 0.2), FS, "WAV", "PCM_16"), WAV, "too_short", "lasts 0.20 s"),
+        (encoded(tone(FS, 3.0), FS, "WAV", "PCM_16"), WAV, "too_long", "at most 2.0 s"),
         (
             b"\x00\x01\x02",
             RecordingFormat(container="raw", sample_rate=FS, sample_format="s16le"),
@@ -130,7 +131,17 @@ WAV = RecordingFormat(container="wav")
             "2-byte frames",
         ),
     ],
-    ids=["garbage", "mislabelled", "rate", "nan", "silent", "clipped", "short", "raw-bytes"],
+    ids=[
+        "garbage",
+        "mislabelled",
+        "rate",
+        "nan",
+        "silent",
+        "clipped",
+        "short",
+        "long",
+        "raw-bytes",
+    ],
 )
 def test_unusable_recordings_are_refused_with_their_reason(
     data: bytes, declared: RecordingFormat, reason: str, message: str

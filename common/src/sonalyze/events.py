@@ -70,6 +70,25 @@ class WorkflowChanged(_Event):
     previous: WorkflowState
 
 
+class RecordingReceived(_Event):
+    """A microphone's recording arrived whole and is usable."""
+
+    measurement_id: UUID
+    device_id: UUID
+
+
+class RecordingInvalid(_Event):
+    """A microphone's recording arrived whole but cannot be used; the others go on."""
+
+    measurement_id: UUID
+    device_id: UUID
+    reason: str = Field(
+        description="undecodable, format_mismatch, sample_rate, non_finite, silent, clipped, "
+        "too_short or too_long."
+    )
+    message: str
+
+
 class LobbyClosed(_Event):
     """The lobby closed; no more events follow."""
 
@@ -85,6 +104,8 @@ EVENTS: dict[str, type[_Event]] = {
     "lobby.locked": LobbyLocked,
     "workflow.changed": WorkflowChanged,
     "lobby.closed": LobbyClosed,
+    "recording.received": RecordingReceived,
+    "recording.invalid": RecordingInvalid,
 }
 
 

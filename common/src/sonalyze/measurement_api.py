@@ -8,9 +8,12 @@ a microphone declares before it uploads (the upload frames themselves are
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
+from typing import Any, Self
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sonalyze.domain import MeasurementState, RecordingState
 
 # Sample rates a recording or a sweep may have, in Hz.
 MIN_SAMPLE_RATE = 8_000
@@ -92,3 +95,62 @@ class SweepSpec(_Model):
     def recording_seconds(self) -> float:
         """How long each microphone records."""
         return self.lead_in + self.duration + self.tail
+
+
+# The measurement service's HTTP API (internal: the lobby and the gateway call it) -------------
+
+
+class StartMeasurement(_Model):
+    lobby_id: UUID
+    sweep: dict[str, Any] = Field(
+        default_factory=dict, description="Changes to the default sweep (SweepSpec fields)."
+    )
+
+
+class MeasurementStarted(_Model):
+    """What every member of the lobby is told: the sweep, where to get it, and when."""
+
+    measurement_id: UUID
+    lobby_id: UUID
+    sweep: SweepSpec
+    sweep_path: str = Field(description="Path of the sweep WAV on the gateway.")
+    start_at_ms: int = Field(description="Server time (ms since the epoch) the recording starts.")
+    recording_seconds: float = Field(description="How long each microphone records.")
+    microphones: list[UUID]
+    speakers: list[UUID]
+
+
+class BeginUpload(_Model):
+    device_id: UUID
+    format: RecordingFormat
+
+
+class UploadStatus(_Model):
+    """Where one microphone's upload stands; ``missing`` are the chunks to send (again)."""
+
+    measurement_id: UUID
+    device_id: UUID
+    recording_id: UUID
+    state: RecordingState
+    received: int
+    expected_chunks: int | None = Field(description="Known once the final chunk came.")
+    missing: list[int]
+    error: str | None = Field(description="Why the recording cannot be used (state invalid).")
+
+
+class ChunkAck(_Model):
+    """The answer to one chunk: ``created`` is false for a chunk already stored."""
+
+    measurement_id: UUID
+    device_id: UUID
+    index: int
+    created: bool
+    state: RecordingState = Field(description="complete or invalid once the last chunk came.")
+    error: str | None = None
+
+
+class MeasurementStatus(_Model):
+    measurement_id: UUID
+    state: MeasurementState
+    recordings: list[UploadStatus]
+    waiting_for: list[UUID] = Field(description="Microphones that have not begun to upload.")

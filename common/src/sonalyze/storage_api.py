@@ -263,6 +263,7 @@ class RecordingUpdate(_In):
     expected_version: Version
     state: RecordingState
     error: str | None = Field(None, max_length=2000)
+    events: list[EventIn] = Field(default_factory=list, max_length=100)
 
 
 # Analyses and simulation jobs -----------------------------------------------------------------

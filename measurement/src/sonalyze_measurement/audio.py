@@ -12,8 +12,8 @@ Checks, each a :class:`RecordingError` with a ``reason`` from :data:`REASONS`: u
 mislabelled bytes, a sample rate outside 8-192 kHz, NaN or infinite samples (float formats),
 digital silence (no sample above -90 dBFS, below a 16-bit LSB), clipping (a flat top of
 :data:`~sonalyze.acoustics.signals.CLIPPED_RUN` samples at the peak), and a recording shorter
-than the measurement needs. The checks run on the samples as recorded; then the channel is
-resampled to the sweep's rate.
+than the measurement needs or longer than it allows. The checks run on the samples as
+recorded; then the channel is resampled to the sweep's rate.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ REASONS = (
     "silent",
     "clipped",
     "too_short",
+    "too_long",
 )
 SILENCE_DBFS = -90.0
 # libsndfile's names of the containers a declared one may hold.
@@ -108,7 +109,13 @@ def _raw(data: bytes, declared: RecordingFormat) -> Signal:
     return samples
 
 
-def prepare(data: bytes, declared: RecordingFormat, sample_rate: int, min_seconds: float) -> Signal:
+def prepare(
+    data: bytes,
+    declared: RecordingFormat,
+    sample_rate: int,
+    min_seconds: float,
+    max_seconds: float = float("inf"),
+) -> Signal:
     """The recording's first channel, checked, at ``sample_rate`` (the sweep's).
 
     Raises
@@ -129,6 +136,12 @@ def prepare(data: bytes, declared: RecordingFormat, sample_rate: int, min_second
         raise RecordingError(
             "too_short",
             f"the recording lasts {seconds:.2f} s; the measurement needs {min_seconds:.2f} s",
+        )
+    if seconds > max_seconds:
+        raise RecordingError(
+            "too_long",
+            f"the recording lasts {seconds:.1f} s; the measurement takes at most "
+            f"{max_seconds:.1f} s",
         )
     peak = float(np.max(np.abs(channel)))
     if peak < 10 ** (SILENCE_DBFS / 20):

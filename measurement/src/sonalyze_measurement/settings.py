@@ -11,3 +11,16 @@ class MeasurementSettings(StorageClientSettings):
     """Settings of the measurement service."""
 
     port: int = Field(8082, ge=1, le=65535)
+    start_delay_s: float = Field(
+        3.0,
+        ge=0.5,
+        le=60,
+        description="Time between measurement.start and the recording's start, for every "
+        "phone to hear of it and fetch the sweep.",
+    )
+    max_chunk_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest upload chunk; at most storage's SONALYZE_MAX_CHUNK_BYTES.",
+    )

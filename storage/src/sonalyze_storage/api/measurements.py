@@ -126,6 +126,8 @@ async def get_recording(recording_id: UUID, session: SessionDep) -> Recording:
 async def update_recording(
     recording_id: UUID, body: RecordingUpdate, session: SessionDep
 ) -> Recording:
+    """Mark a recording (complete, invalid); its events go to the measurement's lobby in the
+    same transaction."""
     row = await update_versioned(
         session,
         Recording,
@@ -134,5 +136,6 @@ async def update_recording(
         {"state": body.state, "error": body.error},
         "recording",
     )
-    await session.commit()
+    measurement = await get_or_404(session, Measurement, row.measurement_id, "measurement")
+    await commit_with_events(session, measurement.lobby_id, body.events)
     return row

@@ -1,0 +1,302 @@
+"""Measurements against storage: design and record one, take in its recordings chunk by chunk,
+check each recording once it is whole, and say where the uploads stand.
+
+A recording's chunks go straight to a storage blob (idempotent per index, checked by CRC32);
+the chunk sent as final tells storage how many there are, and the write that leaves none
+missing completes the blob. Whoever's write completed it (or a status request that finds it
+complete but unchecked, after a restart) decodes and checks the recording, marks it complete or
+invalid, and tells the lobby (``recording.received`` or ``recording.invalid``). So an
+acknowledged chunk is in Postgres, and a restart loses nothing: the phone resumes from
+``missing``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from sonalyze.domain import MeasurementState, RecordingState, Role
+from sonalyze.errors import ErrorCode, ServiceError
+from sonalyze.events import event
+from sonalyze.measurement_api import (
+    BeginUpload,
+    ChunkAck,
+    Container,
+    MeasurementStarted,
+    MeasurementStatus,
+    RecordingFormat,
+    StartMeasurement,
+    SweepSpec,
+    UploadStatus,
+)
+from sonalyze.storage_api import (
+    MeasurementCreate,
+    MeasurementRead,
+    RecordingCreate,
+    RecordingRead,
+    RecordingUpdate,
+)
+from sonalyze.storage_client import (
+    StorageBadRequest,
+    StorageClient,
+    StorageConflict,
+    StorageError,
+    StorageNotFound,
+    StorageTooLarge,
+)
+from sonalyze_measurement.audio import RecordingError, prepare
+from sonalyze_measurement.sweeps import design
+
+T = TypeVar("T")
+# A recording holds the sweep and at least this much of the room's decay after it, s.
+MIN_TAIL_S = 0.5
+# ... and runs at most this much longer than scheduled (a phone that starts early, stops late).
+MAX_EXTRA_S = 10.0
+_CONTENT_TYPES = {
+    Container.wav: "audio/wav",
+    Container.flac: "audio/flac",
+    Container.ogg: "audio/ogg",
+    Container.raw: "application/octet-stream",
+}
+_ENDED = (MeasurementState.completed, MeasurementState.failed, MeasurementState.aborted)
+
+
+async def _storage(call: Awaitable[T], what: str) -> T:
+    """Storage's refusals as the service's own errors, with the same code."""
+    try:
+        return await call
+    except StorageNotFound:
+        raise ServiceError(ErrorCode.not_found, f"{what} not found") from None
+    except StorageConflict as error:
+        raise ServiceError(ErrorCode.conflict, str(error)) from None
+    except StorageBadRequest as error:
+        raise ServiceError(ErrorCode.bad_request, str(error)) from None
+    except StorageTooLarge as error:
+        raise ServiceError(ErrorCode.too_large, str(error)) from None
+    except StorageError as error:
+        raise ServiceError(ErrorCode.unavailable, f"storage failed: {error}") from None
+
+
+class Measurements:
+    """The measurement service's operations."""
+
+    def __init__(
+        self,
+        storage: StorageClient,
+        *,
+        start_delay_s: float,
+        max_chunk_bytes: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._storage = storage
+        self._start_delay_s = start_delay_s
+        self._max_chunk_bytes = max_chunk_bytes
+        self._clock = clock
+
+    async def start(self, body: StartMeasurement) -> MeasurementStarted:
+        """Design the sweep (the defaults with ``body.sweep``'s changes) and record the
+        measurement, scheduled ``start_delay_s`` from now, for the lobby's current roles."""
+        try:
+            spec = design(**body.sweep)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'sweep'}: {e['msg']}"
+                for e in error.errors()
+            )
+            raise ServiceError(ErrorCode.bad_request, f"sweep: {problems}") from None
+        lobby = await _storage(self._storage.get_lobby(body.lobby_id), "lobby")
+        microphones = [p.device_id for p in lobby.participants if p.role == Role.microphone]
+        speakers = [p.device_id for p in lobby.participants if p.role == Role.speaker]
+        start_at_ms = round((self._clock() + self._start_delay_s) * 1000)
+        spec_record = {
+            "sweep": spec.model_dump(mode="json"),
+            "start_at_ms": start_at_ms,
+            "microphones": [str(d) for d in microphones],
+            "speakers": [str(d) for d in speakers],
+        }
+        row = await _storage(
+            self._storage.create_measurement(
+                MeasurementCreate(lobby_id=lobby.id, spec=spec_record)
+            ),
+            "lobby",
+        )
+        return _started(row)
+
+    async def get(self, measurement_id: UUID) -> MeasurementStarted:
+        return _started(await self._measurement(measurement_id))
+
+    async def _measurement(self, measurement_id: UUID) -> MeasurementRead:
+        return await _storage(self._storage.get_measurement(measurement_id), "measurement")
+
+    async def begin_upload(self, measurement_id: UUID, body: BeginUpload) -> UploadStatus:
+        """Open the microphone's recording, or say where it stands if it is open already
+        (the same format again resumes; another format is a conflict)."""
+        measurement = await self._measurement(measurement_id)
+        _check_open(measurement)
+        if str(body.device_id) not in measurement.spec.get("microphones", []):
+            raise ServiceError(
+                ErrorCode.forbidden, "only the measurement's microphones upload recordings"
+            )
+        fmt = body.format.model_dump(mode="json")
+        recording = await self._recording(measurement_id, body.device_id)
+        if recording is None:
+            blob = await _storage(
+                self._storage.create_blob(_CONTENT_TYPES[body.format.container]), "blob"
+            )
+            create = RecordingCreate(device_id=body.device_id, blob_id=blob.id, format=fmt)
+            try:
+                recording = await self._storage.create_recording(measurement_id, create)
+            except StorageConflict:  # a concurrent begin won: use its recording
+                recording = await self._recording(measurement_id, body.device_id)
+                if recording is None:
+                    raise ServiceError(ErrorCode.conflict, "the upload changed; retry") from None
+        if recording.format != fmt:
+            raise ServiceError(
+                ErrorCode.conflict,
+                f"this microphone's upload was begun as {recording.format}; resume it in that "
+                "format",
+            )
+        return await self._status(recording)
+
+    async def put_chunk(
+        self,
+        measurement_id: UUID,
+        device_id: UUID,
+        index: int,
+        data: bytes,
+        crc32: int | None,
+        final: bool,
+    ) -> ChunkAck:
+        """Store one chunk; the one that completes the recording has it checked."""
+        if len(data) > self._max_chunk_bytes:
+            raise ServiceError(
+                ErrorCode.too_large,
+                f"a chunk of {len(data)} bytes exceeds {self._max_chunk_bytes} bytes",
+            )
+        recording = await self._recording(measurement_id, device_id)
+        if recording is None:
+            raise ServiceError(
+                ErrorCode.not_found, "no upload begun for this microphone and measurement"
+            )
+        written = await _storage(
+            self._storage.put_chunk(recording.blob_id, index, data, crc32, final=final),
+            "recording",
+        )
+        if written.blob_state == "complete" and recording.state == RecordingState.uploading:
+            recording = await self._check(await self._measurement(measurement_id), recording)
+        return ChunkAck(
+            measurement_id=measurement_id,
+            device_id=device_id,
+            index=index,
+            created=written.created,
+            state=recording.state,
+            error=recording.error,
+        )
+
+    async def status(self, measurement_id: UUID) -> MeasurementStatus:
+        """Every recording's state and missing chunks, and the microphones yet to begin."""
+        measurement = await self._measurement(measurement_id)
+        recordings = await _storage(
+            self._storage.measurement_recordings(measurement_id), "measurement"
+        )
+        statuses = [await self._status(r, measurement) for r in recordings]
+        begun = {str(r.device_id) for r in recordings}
+        return MeasurementStatus(
+            measurement_id=measurement_id,
+            state=measurement.state,
+            recordings=statuses,
+            waiting_for=[
+                UUID(d) for d in measurement.spec.get("microphones", []) if d not in begun
+            ],
+        )
+
+    async def _recording(self, measurement_id: UUID, device_id: UUID) -> RecordingRead | None:
+        recordings = await _storage(
+            self._storage.measurement_recordings(measurement_id), "measurement"
+        )
+        return next((r for r in recordings if r.device_id == device_id), None)
+
+    async def _status(
+        self, recording: RecordingRead, measurement: MeasurementRead | None = None
+    ) -> UploadStatus:
+        chunks = await _storage(self._storage.blob_chunks(recording.blob_id), "recording")
+        if chunks.state == "complete" and recording.state == RecordingState.uploading:
+            # Completed by a write whose check did not finish (a restart): check it now.
+            measurement = measurement or await self._measurement(recording.measurement_id)
+            recording = await self._check(measurement, recording)
+        return UploadStatus(
+            measurement_id=recording.measurement_id,
+            device_id=recording.device_id,
+            recording_id=recording.id,
+            state=recording.state,
+            received=chunks.received,
+            expected_chunks=chunks.expected_chunks,
+            missing=chunks.missing,
+            error=recording.error,
+        )
+
+    async def _check(self, measurement: MeasurementRead, recording: RecordingRead) -> RecordingRead:
+        """Decode and check a whole recording; mark it, and tell the lobby."""
+        spec = SweepSpec.model_validate(measurement.spec["sweep"])
+        data = await _storage(self._storage.read_blob(recording.blob_id), "recording")
+        message: str | None
+        try:
+            await asyncio.to_thread(
+                prepare,
+                data,
+                _format(recording),
+                spec.sample_rate,
+                spec.duration + MIN_TAIL_S,
+                spec.recording_seconds + MAX_EXTRA_S,
+            )
+        except RecordingError as error:
+            state, message = RecordingState.invalid, f"{error.reason}: {error}"
+            news = event(
+                "recording.invalid",
+                measurement_id=measurement.id,
+                device_id=recording.device_id,
+                reason=error.reason,
+                message=str(error),
+            )
+        else:
+            state, message = RecordingState.complete, None
+            news = event(
+                "recording.received", measurement_id=measurement.id, device_id=recording.device_id
+            )
+        update = RecordingUpdate(
+            expected_version=recording.version, state=state, error=message, events=[news]
+        )
+        try:
+            return await self._storage.update_recording(recording.id, update)
+        except StorageConflict:  # another check got there first: its answer stands
+            return await _storage(self._storage.get_recording(recording.id), "recording")
+
+
+def _format(recording: RecordingRead) -> RecordingFormat:
+    return RecordingFormat.model_validate(recording.format)
+
+
+def _check_open(measurement: MeasurementRead) -> None:
+    if measurement.state in _ENDED:
+        raise ServiceError(
+            ErrorCode.conflict, f"the measurement has ended ({measurement.state.value})"
+        )
+
+
+def _started(row: MeasurementRead) -> MeasurementStarted:
+    sweep = SweepSpec.model_validate(row.spec["sweep"])
+    return MeasurementStarted(
+        measurement_id=row.id,
+        lobby_id=row.lobby_id,
+        sweep=sweep,
+        sweep_path=f"/v1/measurements/{row.id}/sweep.wav",
+        start_at_ms=row.spec["start_at_ms"],
+        recording_seconds=sweep.recording_seconds,
+        microphones=[UUID(d) for d in row.spec["microphones"]],
+        speakers=[UUID(d) for d in row.spec["speakers"]],
+    )
