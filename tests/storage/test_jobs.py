@@ -49,6 +49,15 @@ def test_create_analysis_with_and_without_measurement(api: httpx.Client) -> None
     assert api.get(f"/v1/analyses/{linked['id']}").json() == linked
 
 
+def test_a_measurements_analyses_are_listed_newest_first(api: httpx.Client) -> None:
+    measurement_id = measurement(api, lobby(api)["id"])
+    first, second = (analysis(api, measurement_id=measurement_id) for _ in range(2))
+    analysis(api)  # another measurement's, or none's
+    listed = api.get(f"/v1/measurements/{measurement_id}/analyses").json()
+    assert [a["id"] for a in listed] == [second["id"], first["id"]]
+    assert api.get(f"/v1/measurements/{UNKNOWN}/analyses").status_code == 404
+
+
 def test_analysis_of_unknown_measurement_is_404_and_changes_nothing(
     api: httpx.Client, snapshot
 ) -> None:

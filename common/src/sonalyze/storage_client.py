@@ -304,6 +304,12 @@ class StorageClient:
     async def create_analysis(self, body: AnalysisCreate) -> AnalysisRead:
         return await self._call("POST", "/v1/analyses", AnalysisRead, body)
 
+    async def measurement_analyses(self, measurement_id: UUID) -> list[AnalysisRead]:
+        """A measurement's analyses, newest first."""
+        return await self._call(
+            "GET", f"/v1/measurements/{measurement_id}/analyses", list[AnalysisRead]
+        )
+
     async def get_analysis(self, analysis_id: UUID) -> AnalysisRead:
         return await self._call("GET", f"/v1/analyses/{analysis_id}", AnalysisRead)
 

@@ -55,6 +55,18 @@ async def create_analysis(body: AnalysisCreate, session: SessionDep) -> Analysis
     return analysis
 
 
+@router.get("/measurements/{measurement_id}/analyses", response_model=list[AnalysisRead])
+async def measurement_analyses(measurement_id: UUID, session: SessionDep) -> list[Analysis]:
+    """A measurement's analyses, newest first."""
+    await get_or_404(session, Measurement, measurement_id, "measurement")
+    query = (
+        select(Analysis)
+        .where(col(Analysis.measurement_id) == measurement_id)
+        .order_by(col(Analysis.created_at).desc())
+    )
+    return list((await session.exec(query)).all())
+
+
 @router.get("/analyses/{analysis_id}", response_model=AnalysisRead)
 async def get_analysis(analysis_id: UUID, session: SessionDep) -> Analysis:
     return await get_or_404(session, Analysis, analysis_id, "analysis")
