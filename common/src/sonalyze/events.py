@@ -89,6 +89,28 @@ class RecordingInvalid(_Event):
     message: str
 
 
+class AnalysisProgress(_Event):
+    """A measurement's analysis has analysed ``done`` of ``total`` recordings."""
+
+    measurement_id: UUID
+    analysis_id: UUID
+    done: int
+    total: int
+
+
+class AnalysisResult(_Event):
+    """A measurement's analysis ended: the parameters per microphone and their spatial
+    average (the frequency responses are in the stored result), or the error."""
+
+    measurement_id: UUID
+    analysis_id: UUID
+    result: dict[str, Any] | None = Field(
+        description="bands, microphones (per device: parameters per band, flags), average "
+        "(mean, std, count per band), unusable (per device: why)"
+    )
+    error: str | None = None
+
+
 class LobbyClosed(_Event):
     """The lobby closed; no more events follow."""
 
@@ -106,6 +128,8 @@ EVENTS: dict[str, type[_Event]] = {
     "lobby.closed": LobbyClosed,
     "recording.received": RecordingReceived,
     "recording.invalid": RecordingInvalid,
+    "analysis.progress": AnalysisProgress,
+    "analysis.result": AnalysisResult,
 }
 
 

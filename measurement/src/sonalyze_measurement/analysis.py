@@ -32,7 +32,8 @@ from sonalyze.acoustics import (
 )
 from sonalyze.acoustics.analysis import BAND_PARAMETERS
 from sonalyze.acoustics.signals import Signal
-from sonalyze.measurement_api import SweepSpec
+from sonalyze.measurement_api import RecordingFormat, SweepSpec
+from sonalyze_measurement.audio import prepare
 from sonalyze_measurement.sweeps import render
 
 BANDS = OCTAVES[2:9]  # 125 Hz to 8 kHz
@@ -113,3 +114,11 @@ def spatial_average(microphones: Mapping[str, Mapping[str, Any]]) -> dict[str, A
         std[count < 2] = math.nan
         average[key] = {"mean": _json(mean), "std": _json(std), "count": count.tolist()}
     return average
+
+
+def analyse_upload(data: bytes, declared: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """:func:`analyse_recording` of an uploaded recording as stored: decoded, checked and
+    resampled first. Plain arguments, so that it runs in a worker process."""
+    sweep = SweepSpec.model_validate(spec)
+    samples = prepare(data, RecordingFormat.model_validate(declared), sweep.sample_rate, 0.0)
+    return analyse_recording(samples, sweep)

@@ -16,7 +16,7 @@ from sonalyze.measurement_api import (
     StartMeasurement,
     UploadStatus,
 )
-from sonalyze.storage_api import MAX_CHUNKS
+from sonalyze.storage_api import MAX_CHUNKS, AnalysisRead
 from sonalyze_measurement.measurements import Measurements
 from sonalyze_measurement.sweeps import wav
 
@@ -106,3 +106,20 @@ async def put_chunk(
     return await measurements.put_chunk(
         measurement_id, device_id, index, await request.body(), x_content_crc32, x_final_chunk
     )
+
+
+@router.post(
+    "/{measurement_id}/analysis",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AnalysisRead,
+)
+async def analyse(measurement_id: UUID, measurements: MeasurementsDep) -> AnalysisRead:
+    """Analyse the recordings that have arrived, now; a measurement analysed already answers
+    with its analysis. Progress and the result reach the lobby as events."""
+    return await measurements.analyse(measurement_id)
+
+
+@router.get("/{measurement_id}/analysis", response_model=AnalysisRead)
+async def analysis(measurement_id: UUID, measurements: MeasurementsDep) -> AnalysisRead:
+    """The measurement's analysis: state, progress, and the result once it succeeded."""
+    return await measurements.analysis(measurement_id)

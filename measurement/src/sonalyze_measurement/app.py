@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from sonalyze.errors import install_error_handler
 from sonalyze.service import storage_backed_app
 from sonalyze_measurement.api import router
 from sonalyze_measurement.measurements import Measurements
+from sonalyze_measurement.runs import AnalysisRuns
 from sonalyze_measurement.settings import MeasurementSettings
 
 
 def create_app(settings: MeasurementSettings) -> FastAPI:
+    @asynccontextmanager
+    async def analysis_workers(app: FastAPI) -> AsyncIterator[None]:
+        # spawn, not fork: the service has threads, which a forked child would inherit stuck.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(settings.analysis_workers, mp_context=context) as pool:
+            runs = AnalysisRuns(app.state.storage, pool)
+            app.state.measurements = Measurements(
+                app.state.storage,
+                runs,
+                start_delay_s=settings.start_delay_s,
+                max_chunk_bytes=settings.max_chunk_bytes,
+            )
+            try:
+                yield
+            finally:
+                await runs.close()
+
     app = storage_backed_app(
         service="measurement",
         settings=settings,
         description="Sweep design, recording upload, validation and analysis.",
-        on_start=lambda app: setattr(
-            app.state,
-            "measurements",
-            Measurements(
-                app.state.storage,
-                start_delay_s=settings.start_delay_s,
-                max_chunk_bytes=settings.max_chunk_bytes,
-            ),
-        ),
+        lifespan=analysis_workers,
     )
     install_error_handler(app)
     app.include_router(router)

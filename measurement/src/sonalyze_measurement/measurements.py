@@ -13,6 +13,7 @@ acknowledged chunk is in Postgres, and a restart loses nothing: the phone resume
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -35,6 +36,7 @@ from sonalyze.measurement_api import (
     UploadStatus,
 )
 from sonalyze.storage_api import (
+    AnalysisRead,
     MeasurementCreate,
     MeasurementRead,
     RecordingCreate,
@@ -50,9 +52,11 @@ from sonalyze.storage_client import (
     StorageTooLarge,
 )
 from sonalyze_measurement.audio import RecordingError, prepare
+from sonalyze_measurement.runs import AnalysisRuns
 from sonalyze_measurement.sweeps import design
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 # A recording holds the sweep and at least this much of the room's decay after it, s.
 MIN_TAIL_S = 0.5
 # ... and runs at most this much longer than scheduled (a phone that starts early, stops late).
@@ -88,12 +92,14 @@ class Measurements:
     def __init__(
         self,
         storage: StorageClient,
+        runs: AnalysisRuns,
         *,
         start_delay_s: float,
         max_chunk_bytes: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._storage = storage
+        self._runs = runs
         self._start_delay_s = start_delay_s
         self._max_chunk_bytes = max_chunk_bytes
         self._clock = clock
@@ -205,6 +211,8 @@ class Measurements:
             self._storage.measurement_recordings(measurement_id), "measurement"
         )
         statuses = [await self._status(r, measurement) for r in recordings]
+        if measurement.state == MeasurementState.scheduled:
+            await self._analyse_when_complete(measurement_id)
         begun = {str(r.device_id) for r in recordings}
         return MeasurementStatus(
             measurement_id=measurement_id,
@@ -214,6 +222,18 @@ class Measurements:
                 UUID(d) for d in measurement.spec.get("microphones", []) if d not in begun
             ],
         )
+
+    async def analyse(self, measurement_id: UUID) -> AnalysisRead:
+        """Start the analysis now with what has arrived (or answer with the one started)."""
+        await self._measurement(measurement_id)
+        return await _storage(self._runs.start(measurement_id), "measurement")
+
+    async def analysis(self, measurement_id: UUID) -> AnalysisRead:
+        await self._measurement(measurement_id)
+        latest = await _storage(self._runs.latest(measurement_id), "measurement")
+        if latest is None:
+            raise ServiceError(ErrorCode.not_found, "the measurement has not been analysed yet")
+        return latest
 
     async def _recording(self, measurement_id: UUID, device_id: UUID) -> RecordingRead | None:
         recordings = await _storage(
@@ -272,9 +292,19 @@ class Measurements:
             expected_version=recording.version, state=state, error=message, events=[news]
         )
         try:
-            return await self._storage.update_recording(recording.id, update)
+            updated = await self._storage.update_recording(recording.id, update)
         except StorageConflict:  # another check got there first: its answer stands
             return await _storage(self._storage.get_recording(recording.id), "recording")
+        await self._analyse_when_complete(measurement.id)
+        return updated
+
+    async def _analyse_when_complete(self, measurement_id: UUID) -> None:
+        """Start the analysis if this was the last recording; a failure to start it leaves
+        the chunk acknowledged, and the next status request tries again."""
+        try:
+            await self._runs.start_when_complete(measurement_id)
+        except (ServiceError, StorageError):
+            logger.warning("the analysis of %s did not start", measurement_id, exc_info=True)
 
 
 def _format(recording: RecordingRead) -> RecordingFormat:

@@ -24,3 +24,6 @@ class MeasurementSettings(StorageClientSettings):
         le=1024 * 1024,
         description="Largest upload chunk; at most storage's SONALYZE_MAX_CHUNK_BYTES.",
     )
+    analysis_workers: int = Field(
+        1, ge=1, le=64, description="Worker processes that analyse recordings (CPU-bound)."
+    )

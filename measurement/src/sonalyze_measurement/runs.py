@@ -1,0 +1,204 @@
+"""A measurement's analysis run: started once every microphone's recording is in (complete or
+invalid) or when asked, one per measurement, off the event loop in worker processes.
+
+The run analyses each usable recording in turn (``analysis.progress`` after each), then stores
+the result with the spatial average and tells the lobby (``analysis.result``); the result and
+its event commit together, and so does each progress report. A recording the analysis cannot
+use is listed under ``unusable`` with the reason and does not stop the others. Which process
+runs it is decided by moving the measurement to ``analyzing`` with the version read: the one
+whose move storage accepts runs it, any other answers with that run's analysis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Executor
+from typing import Any
+from uuid import UUID
+
+from sonalyze.domain import JobState, MeasurementState, RecordingState
+from sonalyze.errors import ErrorCode, ServiceError
+from sonalyze.events import event
+from sonalyze.storage_api import (
+    AnalysisCreate,
+    AnalysisRead,
+    JobUpdate,
+    MeasurementRead,
+    MeasurementUpdate,
+    RecordingRead,
+)
+from sonalyze.storage_client import StorageClient, StorageConflict
+from sonalyze_measurement.analysis import BANDS, analyse_upload, spatial_average
+
+logger = logging.getLogger(__name__)
+_IN = (RecordingState.complete, RecordingState.invalid)
+
+
+class AnalysisRuns:
+    """Starts and runs analyses; :meth:`close` cancels the runs still going."""
+
+    def __init__(self, storage: StorageClient, executor: Executor) -> None:
+        self._storage = storage
+        self._executor = executor
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def latest(self, measurement_id: UUID) -> AnalysisRead | None:
+        analyses = await self._storage.measurement_analyses(measurement_id)
+        return analyses[0] if analyses else None
+
+    async def start_when_complete(self, measurement_id: UUID) -> None:
+        """Start the analysis if every microphone's recording is complete or invalid."""
+        measurement = await self._storage.get_measurement(measurement_id)
+        states = {
+            str(r.device_id): r.state
+            for r in await self._storage.measurement_recordings(measurement_id)
+        }
+        if all(states.get(m) in _IN for m in measurement.spec.get("microphones", [])):
+            await self.start(measurement_id)
+
+    async def start(self, measurement_id: UUID) -> AnalysisRead:
+        """Analyse what has arrived, unless the measurement has an analysis already: then
+        that one (``analysis.request`` for a past measurement answers from it)."""
+        measurement = await self._storage.get_measurement(measurement_id)
+        if (existing := await self.latest(measurement_id)) is not None:
+            return existing
+        claim = MeasurementUpdate(
+            expected_version=measurement.version, state=MeasurementState.analyzing
+        )
+        try:
+            measurement = await self._storage.update_measurement(measurement_id, claim)
+        except StorageConflict:
+            if (existing := await self.latest(measurement_id)) is not None:
+                return existing
+            raise ServiceError(
+                ErrorCode.conflict, "the measurement changed meanwhile (or has ended); retry"
+            ) from None
+        recordings = await self._storage.measurement_recordings(measurement_id)
+        usable = [r for r in recordings if r.state == RecordingState.complete]
+        analysis = await self._storage.create_analysis(
+            AnalysisCreate(measurement_id=measurement_id, params={"bands": list(BANDS)})
+        )
+        analysis = await self._storage.update_analysis(
+            analysis.id,
+            JobUpdate(
+                expected_version=analysis.version,
+                state=JobState.running,
+                progress=0.0,
+                events=[_progress(analysis.id, measurement_id, 0, len(usable))],
+            ),
+        )
+        task = asyncio.create_task(self._run(measurement, analysis, recordings))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return analysis
+
+    async def _run(
+        self, measurement: MeasurementRead, analysis: AnalysisRead, recordings: list[RecordingRead]
+    ) -> None:
+        try:
+            result = await self._analyse(measurement, analysis, recordings)
+        except Exception as error:  # the run fails as a whole: say so, and why
+            logger.exception("analysis %s of measurement %s failed", analysis.id, measurement.id)
+            await self._finish(measurement, analysis.id, None, f"the analysis failed: {error}")
+        else:
+            await self._finish(measurement, analysis.id, result, None)
+
+    async def _analyse(
+        self, measurement: MeasurementRead, analysis: AnalysisRead, recordings: list[RecordingRead]
+    ) -> dict[str, Any]:
+        unusable: dict[str, str] = {
+            str(r.device_id): str(r.error) for r in recordings if r.state == RecordingState.invalid
+        }
+        begun = {str(r.device_id) for r in recordings}
+        for device in measurement.spec.get("microphones", []):
+            if device not in begun:
+                unusable[device] = "no recording arrived"
+        usable = [r for r in recordings if r.state == RecordingState.complete]
+        microphones: dict[str, dict[str, Any]] = {}
+        loop = asyncio.get_running_loop()
+        for done, recording in enumerate(usable, 1):
+            device = str(recording.device_id)
+            data = await self._storage.read_blob(recording.blob_id)
+            try:
+                microphones[device] = await loop.run_in_executor(
+                    self._executor,
+                    analyse_upload,
+                    data,
+                    recording.format,
+                    measurement.spec["sweep"],
+                )
+            except ValueError as error:  # this recording only (e.g. too short for a band)
+                unusable[device] = f"analysis: {error}"
+            analysis = await self._storage.update_analysis(
+                analysis.id,
+                JobUpdate(
+                    expected_version=analysis.version,
+                    state=JobState.running,
+                    progress=done / len(usable),
+                    events=[_progress(analysis.id, measurement.id, done, len(usable))],
+                ),
+            )
+        return {
+            "bands": list(BANDS),
+            "microphones": microphones,
+            "average": spatial_average(microphones),
+            "unusable": unusable,
+        }
+
+    async def _finish(
+        self,
+        measurement: MeasurementRead,
+        analysis_id: UUID,
+        result: dict[str, Any] | None,
+        error: str | None,
+    ) -> None:
+        analysis = await self._storage.get_analysis(analysis_id)
+        summary = None if result is None else _summary(result)
+        news = event(
+            "analysis.result",
+            measurement_id=measurement.id,
+            analysis_id=analysis.id,
+            result=summary,
+            error=error,
+        )
+        state = JobState.failed if result is None else JobState.succeeded
+        await self._storage.update_analysis(
+            analysis.id,
+            JobUpdate(
+                expected_version=analysis.version,
+                state=state,
+                result=result,
+                error=error,
+                events=[news],
+            ),
+        )
+        current = await self._storage.get_measurement(measurement.id)
+        final = MeasurementState.failed if result is None else MeasurementState.completed
+        await self._storage.update_measurement(
+            measurement.id, MeasurementUpdate(expected_version=current.version, state=final)
+        )
+
+
+def _progress(analysis_id: UUID, measurement_id: UUID, done: int, total: int) -> Any:
+    return event(
+        "analysis.progress",
+        measurement_id=measurement_id,
+        analysis_id=analysis_id,
+        done=done,
+        total=total,
+    )
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The result without the frequency responses, for the lobby's event."""
+    microphones = {
+        device: {k: v for k, v in mic.items() if k != "frequency_response"}
+        for device, mic in result["microphones"].items()
+    }
+    return {**result, "microphones": microphones}

@@ -1,0 +1,101 @@
+"""The measurement service's analysis run over real HTTP on real storage: once every microphone
+has uploaded its recording of the sweep through the room, the analysis runs in a worker
+process, reports progress, and stores and announces the room's parameters per microphone and
+their spatial average."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+import soundfile
+
+from sonalyze.acoustics import resample, room_parameters
+from sonalyze_measurement.analysis import BANDS
+from sonalyze_measurement.sweeps import design, render
+from tests.measurement.helpers import begin, chunks, put, room_with_roles, started
+from tests.measurement.test_analysis import room
+
+SWEEP = {"duration": 1.0, "lead_in": 0.5, "tail": 2.0}
+
+
+def upload(client: httpx.Client, mid: str, mic: str, ir: np.ndarray, rate: int, seed: int) -> None:
+    """The sweep through ``ir``, recorded at ``rate`` from a moment of its own, with noise."""
+    spec = design(**SWEEP)
+    rng = np.random.default_rng(seed)
+    offset = np.zeros(int(rng.integers(0, spec.sample_rate // 4)))
+    played = np.concatenate([np.zeros(int(spec.lead_in * spec.sample_rate)), render(spec).signal])
+    heard = np.concatenate([offset, np.convolve(played, ir)])
+    heard = 0.4 * heard / np.max(np.abs(heard))
+    heard += rng.standard_normal(heard.size) * 10 ** (-75 / 20)
+    if rate != spec.sample_rate:
+        heard = resample(heard, spec.sample_rate, rate)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, heard, rate, format="WAV", subtype="FLOAT")
+    assert begin(client, mid, mic).status_code == 200
+    parts = chunks(buffer.getvalue(), 60_000)
+    for index, part in enumerate(parts):
+        response = put(client, mid, mic, index, part, final=index == len(parts) - 1)
+        assert response.status_code == 200, response.text
+
+
+def finished(client: httpx.Client, mid: str, timeout_s: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        response = client.get(f"/v1/measurements/{mid}/analysis")
+        if response.status_code == 200 and response.json()["state"] in ("succeeded", "failed"):
+            return dict(response.json())
+        time.sleep(0.2)
+    raise AssertionError("the analysis did not finish")
+
+
+def test_the_rooms_parameters_arrive_once_every_microphone_has_uploaded(
+    measurement: httpx.Client, api: httpx.Client
+) -> None:
+    room_, mics, _ = room_with_roles(api, microphones=3)
+    mid = started(measurement, room_, **SWEEP)["measurement_id"]
+    responses = [room(seed) for seed in range(3)]
+    for seed, (mic, ir) in enumerate(zip(mics, responses, strict=True)):
+        upload(measurement, mid, mic, ir, 44_100 if seed == 2 else 48_000, seed)
+    analysis = finished(measurement, mid)
+    assert analysis["state"] == "succeeded", analysis["error"]
+    result = analysis["result"]
+    assert result["bands"] == list(BANDS) and result["unusable"] == {}
+    mid_bands = slice(2, 6)  # 500 Hz to 4 kHz
+    for mic, ir in zip(mics, responses, strict=True):
+        t30 = np.array(result["microphones"][mic]["parameters"]["T30"], dtype=float)
+        clean = room_parameters(ir, 48_000, BANDS)["T30"]
+        np.testing.assert_allclose(t30[mid_bands], clean[mid_bands], rtol=0.05)
+    assert result["average"]["T30"]["count"][mid_bands] == [3, 3, 3, 3]
+    log = api.get(f"/v1/lobbies/{room_['id']}/events").json()
+    progress = [e["payload"]["done"] for e in log if e["type"] == "analysis.progress"]
+    assert progress == [0, 1, 2, 3]
+    (announced,) = [e["payload"] for e in log if e["type"] == "analysis.result"]
+    assert announced["error"] is None
+    assert announced["result"]["average"] == result["average"]
+    assert "frequency_response" not in announced["result"]["microphones"][mics[0]]
+    assert "frequency_response" in result["microphones"][mics[0]], "stored, for later"
+    assert api.get(f"/v1/measurements/{mid}").json()["state"] == "completed"
+    again = measurement.post(f"/v1/measurements/{mid}/analysis")
+    assert again.status_code == 202 and again.json()["id"] == analysis["id"], "one analysis"
+
+
+def test_an_analysis_asked_for_early_analyses_what_has_arrived(
+    measurement: httpx.Client, api: httpx.Client
+) -> None:
+    room_, mics, _ = room_with_roles(api, microphones=2)
+    mid = started(measurement, room_, **SWEEP)["measurement_id"]
+    assert measurement.get(f"/v1/measurements/{mid}/analysis").status_code == 404
+    upload(measurement, mid, mics[0], room(0), 48_000, seed=0)
+    assert measurement.get(f"/v1/measurements/{mid}/status").json()["waiting_for"] == [mics[1]]
+    started_now = measurement.post(f"/v1/measurements/{mid}/analysis")
+    assert started_now.status_code == 202, started_now.text
+    result = finished(measurement, mid)["result"]
+    assert list(result["microphones"]) == [mics[0]]
+    assert result["unusable"] == {mics[1]: "no recording arrived"}
+    assert result["average"]["T30"]["count"][3] == 1
+    late = begin(measurement, mid, mics[1])
+    assert late.status_code == 409 and "has ended" in late.text
