@@ -20,6 +20,7 @@ from tests.measurement.helpers import begin, chunks, put, room_with_roles, start
 from tests.measurement.test_analysis import room
 
 SWEEP = {"duration": 1.0, "lead_in": 0.5, "tail": 2.0}
+UPLOADED: dict[str, int] = {}  # bytes per microphone
 
 
 def upload(client: httpx.Client, mid: str, mic: str, ir: np.ndarray, rate: int, seed: int) -> None:
@@ -36,6 +37,7 @@ def upload(client: httpx.Client, mid: str, mic: str, ir: np.ndarray, rate: int, 
     buffer = io.BytesIO()
     soundfile.write(buffer, heard, rate, format="WAV", subtype="FLOAT")
     assert begin(client, mid, mic).status_code == 200
+    UPLOADED[mic] = len(buffer.getvalue())
     parts = chunks(buffer.getvalue(), 60_000)
     for index, part in enumerate(parts):
         response = put(client, mid, mic, index, part, final=index == len(parts) - 1)
@@ -81,6 +83,21 @@ def test_the_rooms_parameters_arrive_once_every_microphone_has_uploaded(
     assert api.get(f"/v1/measurements/{mid}").json()["state"] == "completed"
     again = measurement.post(f"/v1/measurements/{mid}/analysis")
     assert again.status_code == 202 and again.json()["id"] == analysis["id"], "one analysis"
+    metrics = measurement.get("/metrics").text
+    for line in (
+        'sonalyze_measurement_recordings_total{outcome="complete"} 3.0',
+        'sonalyze_measurement_analyses_total{outcome="succeeded"} 1.0',
+        "sonalyze_measurement_measurements_started_total 1.0",
+        "sonalyze_measurement_analysis_duration_seconds_count 1.0",
+        "sonalyze_measurement_recording_analysis_duration_seconds_count 3.0",
+    ):
+        assert line in metrics, line
+    (total,) = [
+        float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith("sonalyze_measurement_upload_bytes_total ")
+    ]
+    assert total == sum(UPLOADED.values())
 
 
 def test_an_analysis_asked_for_early_analyses_what_has_arrived(

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sonalyze.errors import install_error_handler
 from sonalyze.service import storage_backed_app
 from sonalyze_measurement.api import router
+from sonalyze_measurement.measurement_metrics import MeasurementMetrics
 from sonalyze_measurement.measurements import Measurements
 from sonalyze_measurement.runs import AnalysisRuns
 from sonalyze_measurement.settings import MeasurementSettings
@@ -22,11 +23,13 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
     async def analysis_workers(app: FastAPI) -> AsyncIterator[None]:
         # spawn, not fork: the service has threads, which a forked child would inherit stuck.
         context = multiprocessing.get_context("spawn")
+        metrics = MeasurementMetrics(app.state.registry)
         with ProcessPoolExecutor(settings.analysis_workers, mp_context=context) as pool:
-            runs = AnalysisRuns(app.state.storage, pool)
+            runs = AnalysisRuns(app.state.storage, pool, metrics)
             app.state.measurements = Measurements(
                 app.state.storage,
                 runs,
+                metrics,
                 start_delay_s=settings.start_delay_s,
                 max_chunk_bytes=settings.max_chunk_bytes,
             )

@@ -52,6 +52,7 @@ from sonalyze.storage_client import (
     StorageTooLarge,
 )
 from sonalyze_measurement.audio import RecordingError, prepare
+from sonalyze_measurement.measurement_metrics import MeasurementMetrics
 from sonalyze_measurement.runs import AnalysisRuns
 from sonalyze_measurement.sweeps import design
 
@@ -93,6 +94,7 @@ class Measurements:
         self,
         storage: StorageClient,
         runs: AnalysisRuns,
+        metrics: MeasurementMetrics,
         *,
         start_delay_s: float,
         max_chunk_bytes: int,
@@ -100,6 +102,7 @@ class Measurements:
     ) -> None:
         self._storage = storage
         self._runs = runs
+        self._metrics = metrics
         self._start_delay_s = start_delay_s
         self._max_chunk_bytes = max_chunk_bytes
         self._clock = clock
@@ -131,6 +134,7 @@ class Measurements:
             ),
             "lobby",
         )
+        self._metrics.measurements.inc()
         return _started(row)
 
     async def get(self, measurement_id: UUID) -> MeasurementStarted:
@@ -179,6 +183,25 @@ class Measurements:
         final: bool,
     ) -> ChunkAck:
         """Store one chunk; the one that completes the recording has it checked."""
+        try:
+            ack = await self._put_chunk(measurement_id, device_id, index, data, crc32, final)
+        except ServiceError:
+            self._metrics.chunks.labels("refused").inc()
+            raise
+        self._metrics.chunks.labels("stored" if ack.created else "repeated").inc()
+        if ack.created:
+            self._metrics.bytes.inc(len(data))
+        return ack
+
+    async def _put_chunk(
+        self,
+        measurement_id: UUID,
+        device_id: UUID,
+        index: int,
+        data: bytes,
+        crc32: int | None,
+        final: bool,
+    ) -> ChunkAck:
         if len(data) > self._max_chunk_bytes:
             raise ServiceError(
                 ErrorCode.too_large,
@@ -295,6 +318,8 @@ class Measurements:
             updated = await self._storage.update_recording(recording.id, update)
         except StorageConflict:  # another check got there first: its answer stands
             return await _storage(self._storage.get_recording(recording.id), "recording")
+        outcome = "complete" if state == RecordingState.complete else str(news.payload["reason"])
+        self._metrics.recordings.labels(outcome).inc()
         await self._analyse_when_complete(measurement.id)
         return updated
 

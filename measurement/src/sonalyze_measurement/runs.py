@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import Executor
 from typing import Any
 from uuid import UUID
@@ -30,6 +31,7 @@ from sonalyze.storage_api import (
 )
 from sonalyze.storage_client import StorageClient, StorageConflict
 from sonalyze_measurement.analysis import BANDS, analyse_upload, spatial_average
+from sonalyze_measurement.measurement_metrics import MeasurementMetrics
 
 logger = logging.getLogger(__name__)
 _IN = (RecordingState.complete, RecordingState.invalid)
@@ -38,9 +40,12 @@ _IN = (RecordingState.complete, RecordingState.invalid)
 class AnalysisRuns:
     """Starts and runs analyses; :meth:`close` cancels the runs still going."""
 
-    def __init__(self, storage: StorageClient, executor: Executor) -> None:
+    def __init__(
+        self, storage: StorageClient, executor: Executor, metrics: MeasurementMetrics
+    ) -> None:
         self._storage = storage
         self._executor = executor
+        self._metrics = metrics
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -101,13 +106,17 @@ class AnalysisRuns:
     async def _run(
         self, measurement: MeasurementRead, analysis: AnalysisRead, recordings: list[RecordingRead]
     ) -> None:
+        started = time.monotonic()
         try:
             result = await self._analyse(measurement, analysis, recordings)
         except Exception as error:  # the run fails as a whole: say so, and why
             logger.exception("analysis %s of measurement %s failed", analysis.id, measurement.id)
             await self._finish(measurement, analysis.id, None, f"the analysis failed: {error}")
+            self._metrics.analyses.labels("failed").inc()
         else:
             await self._finish(measurement, analysis.id, result, None)
+            self._metrics.analyses.labels("succeeded").inc()
+        self._metrics.analysis_seconds.observe(time.monotonic() - started)
 
     async def _analyse(
         self, measurement: MeasurementRead, analysis: AnalysisRead, recordings: list[RecordingRead]
@@ -125,6 +134,7 @@ class AnalysisRuns:
         for done, recording in enumerate(usable, 1):
             device = str(recording.device_id)
             data = await self._storage.read_blob(recording.blob_id)
+            analysing = time.monotonic()
             try:
                 microphones[device] = await loop.run_in_executor(
                     self._executor,
@@ -135,6 +145,7 @@ class AnalysisRuns:
                 )
             except ValueError as error:  # this recording only (e.g. too short for a band)
                 unusable[device] = f"analysis: {error}"
+            self._metrics.recording_seconds.observe(time.monotonic() - analysing)
             analysis = await self._storage.update_analysis(
                 analysis.id,
                 JobUpdate(
