@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from sonalyze.domain import ParticipantStatus
+from sonalyze.measurement_client import MeasurementClient
 from sonalyze.storage_api import LobbyChange, LobbyRead
 from sonalyze.storage_client import StorageClient
 from sonalyze_lobby import rules
@@ -142,7 +143,8 @@ def test_two_replicas_decide_right_on_remembered_state(storage_url: str) -> None
 
     async def scenario() -> None:
         async with StorageClient(storage_url, TOKEN) as storage:
-            a, b = Lobbies(storage, 10), Lobbies(storage, 10)
+            unused = MeasurementClient("http://127.0.0.1:9")
+            a, b = Lobbies(storage, unused, 10), Lobbies(storage, unused, 10)
             host = (await storage.create_device()).id
             made = (await a.create(host, None)).lobby
 

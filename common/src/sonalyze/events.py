@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from sonalyze.domain import ParticipantStatus, Presence, Role, WorkflowState
+from sonalyze.measurement_api import MeasurementStarted
 from sonalyze.storage_api import EventIn
 
 
@@ -117,7 +118,7 @@ class LobbyClosed(_Event):
     reason: str = Field(description="Why: 'empty' when the last member left.")
 
 
-EVENTS: dict[str, type[_Event]] = {
+EVENTS: dict[str, type[BaseModel]] = {
     "lobby.created": LobbyCreated,
     "participant.joined": ParticipantJoined,
     "participant.left": ParticipantLeft,
@@ -126,6 +127,7 @@ EVENTS: dict[str, type[_Event]] = {
     "lobby.locked": LobbyLocked,
     "workflow.changed": WorkflowChanged,
     "lobby.closed": LobbyClosed,
+    "measurement.started": MeasurementStarted,
     "recording.received": RecordingReceived,
     "recording.invalid": RecordingInvalid,
     "analysis.progress": AnalysisProgress,

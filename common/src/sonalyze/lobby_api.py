@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,4 +57,11 @@ class MoveWorkflow(_In):
     to: WorkflowState
     by_device_id: UUID | None = Field(
         None, description="The member who asks (must be the host); omitted for a service."
+    )
+
+
+class StartMeasurement(_In):
+    by_device_id: UUID = Field(description="Who asks: must be the host.")
+    sweep: dict[str, Any] = Field(
+        default_factory=dict, description="Changes to the default sweep (SweepSpec fields)."
     )

@@ -1,7 +1,7 @@
 """A typed async HTTP client for the lobby service (the gateway calls it for the phones).
 
-A refusal comes back as the :class:`~sonalyze.errors.ServiceError` the lobby service raised,
-with the same documented code and message, so the gateway can pass it on to the phone as is.
+A refusal comes back as the :class:`~sonalyze.errors.ServiceError` the lobby service raised
+(see :mod:`sonalyze.service_client`).
 """
 
 from __future__ import annotations
@@ -9,72 +9,32 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-import httpx
 from pydantic import BaseModel
 
-from sonalyze.auth import internal_client
 from sonalyze.domain import ParticipantStatus, Presence, Role
-from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.lobby_api import (
     AssignRole,
     CreateLobby,
     JoinLobby,
     LeaveLobby,
+    StartMeasurement,
     UpdatePresence,
     UpdateStatus,
 )
+from sonalyze.service_client import ServiceClient
 from sonalyze.storage_api import LobbyChanged, LobbyRead
 
 
-def _refusal(response: httpx.Response) -> ServiceError:
-    try:
-        body: Any = response.json()
-        return ServiceError(ErrorCode(body["code"]), str(body["message"]))
-    except (ValueError, KeyError, TypeError):
-        pass
-    if response.status_code == 422:
-        return ServiceError(ErrorCode.bad_request, f"the lobby service refused: {response.text}")
-    if response.status_code >= 500:
-        return ServiceError(ErrorCode.unavailable, "the lobby service failed; try again")
-    return ServiceError(ErrorCode.internal, f"the lobby service answered {response.status_code}")
-
-
-class LobbyClient:
+class LobbyClient(ServiceClient):
     """Calls the lobby service's ``/v1/lobbies`` API. Use as an async context manager."""
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str | None = None,
-        timeout_s: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._http = internal_client(base_url, token, timeout_s, transport)
+    service = "the lobby service"
 
     async def __aenter__(self) -> LobbyClient:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self._http.aclose()
-
-    async def _send(self, method: str, path: str, body: BaseModel | None = None) -> bytes:
-        kwargs: dict[str, Any] = {}
-        if body is not None:
-            kwargs["content"] = body.model_dump_json()
-            kwargs["headers"] = {"Content-Type": "application/json"}
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.TransportError:
-            raise ServiceError(ErrorCode.unavailable, "the lobby service is unreachable") from None
-        if response.is_error:
-            raise _refusal(response)
-        return response.content
-
     async def _change(self, path: str, body: BaseModel) -> LobbyChanged:
         return LobbyChanged.model_validate_json(await self._send("POST", path, body))
-
-    async def ready(self) -> None:
-        await self._send("GET", "/readyz")
 
     async def create(self, device_id: UUID, name: str | None) -> LobbyChanged:
         return await self._change("/v1/lobbies", CreateLobby(device_id=device_id, name=name))
@@ -105,3 +65,9 @@ class LobbyClient:
     ) -> LobbyChanged:
         body = UpdatePresence(device_id=device_id, presence=presence, connection_id=connection_id)
         return await self._change(f"/v1/lobbies/{lobby_id}/presence", body)
+
+    async def start_measurement(
+        self, lobby_id: UUID, by_device_id: UUID, sweep: dict[str, Any]
+    ) -> LobbyChanged:
+        body = StartMeasurement(by_device_id=by_device_id, sweep=sweep)
+        return await self._change(f"/v1/lobbies/{lobby_id}/measurements", body)

@@ -15,6 +15,7 @@ from sonalyze.lobby_api import (
     LeaveLobby,
     LockLobby,
     MoveWorkflow,
+    StartMeasurement,
     UpdatePresence,
     UpdateStatus,
 )
@@ -101,6 +102,15 @@ async def lock(lobby_id: UUID, body: LockLobby, lobbies: LobbiesDep) -> LobbyCha
     return await lobbies.apply(
         lobby_id, lambda lobby: rules.lock(lobby, body.by_device_id, body.locked)
     )
+
+
+@router.post("/{lobby_id}/measurements", response_model=LobbyChanged)
+async def start_measurement(
+    lobby_id: UUID, body: StartMeasurement, lobbies: LobbiesDep
+) -> LobbyChanged:
+    """The host starts a measurement: designed by the measurement service, announced to every
+    member as ``measurement.started`` while the workflow moves to measuring."""
+    return await lobbies.start_measurement(lobby_id, body.by_device_id, body.sweep)
 
 
 @router.post("/{lobby_id}/workflow", response_model=LobbyChanged)

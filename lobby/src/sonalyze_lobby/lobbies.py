@@ -10,18 +10,34 @@ on remembered state. "Nothing to change" and refusals are decided on fresh state
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
+from sonalyze.domain import MeasurementState
 from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.events import event
-from sonalyze.storage_api import LobbyChange, LobbyChanged, LobbyCreate, LobbyRead
-from sonalyze.storage_client import StorageClient, StorageConflict, StorageNotFound
+from sonalyze.measurement_client import MeasurementClient
+from sonalyze.storage_api import (
+    LobbyChange,
+    LobbyChanged,
+    LobbyCreate,
+    LobbyRead,
+    MeasurementUpdate,
+)
+from sonalyze.storage_client import (
+    StorageClient,
+    StorageConflict,
+    StorageError,
+    StorageNotFound,
+)
 from sonalyze_lobby import rules
 
 Decide = Callable[[LobbyRead], LobbyChange | None]
+logger = logging.getLogger(__name__)
 
 
 class Lobbies:
@@ -30,11 +46,13 @@ class Lobbies:
     def __init__(
         self,
         storage: StorageClient,
+        measurements: MeasurementClient,
         max_members: int,
         attempts: int = 20,
         remembered: int = 10_000,
     ) -> None:
         self._storage = storage
+        self._measurements = measurements
         self._max_members = max_members
         self._attempts = attempts
         self._remembered = remembered
@@ -117,6 +135,30 @@ class Lobbies:
             self._remember(changed.lobby)
             return changed
         raise ServiceError(ErrorCode.conflict, "the lobby kept changing; try again")
+
+    async def start_measurement(
+        self, lobby_id: UUID, by: UUID, sweep: dict[str, Any]
+    ) -> LobbyChanged:
+        """The host starts a measurement: the measurement service designs and records it, then
+        the lobby moves to measuring and announces it. If the lobby stopped being ready in
+        between, the measurement is marked aborted and the refusal stands."""
+        rules.may_start_measurement(await self.get(lobby_id), by)
+        started = await self._measurements.start(lobby_id, sweep)
+        try:
+            return await self.apply(
+                lobby_id, lambda lobby: rules.start_measurement(lobby, by, started)
+            )
+        except ServiceError:
+            await self._abort(started.measurement_id)
+            raise
+
+    async def _abort(self, measurement_id: UUID) -> None:
+        try:
+            row = await self._storage.get_measurement(measurement_id)
+            update = MeasurementUpdate(expected_version=row.version, state=MeasurementState.aborted)
+            await self._storage.update_measurement(measurement_id, update)
+        except StorageError:
+            logger.warning("measurement %s was not marked aborted", measurement_id, exc_info=True)
 
     async def _device(self, device_id: UUID) -> None:
         try:

@@ -16,6 +16,7 @@ from uuid import UUID
 from sonalyze.domain import ParticipantStatus, Presence, Role, WorkflowState
 from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.events import event
+from sonalyze.measurement_api import MeasurementStarted
 from sonalyze.storage_api import (
     EventIn,
     LobbyChange,
@@ -224,6 +225,31 @@ def lock(lobby: LobbyRead, by: UUID, locked: bool) -> LobbyChange | None:
     if lobby.locked == locked:
         return None
     return _change(lobby, locked=locked, events=[event("lobby.locked", locked=locked)])
+
+
+def may_start_measurement(lobby: LobbyRead, by: UUID) -> None:
+    """Refuse unless ``by`` is the host and the lobby is ready to measure."""
+    _require_host(lobby, by)
+    if lobby.workflow_state != W.ready or not can_measure(lobby.participants):
+        raise ServiceError(
+            ErrorCode.conflict,
+            "a measurement needs a speaker and a microphone, all ready and online, and none "
+            f"running (the workflow is {lobby.workflow_state})",
+        )
+
+
+def start_measurement(lobby: LobbyRead, by: UUID, started: MeasurementStarted) -> LobbyChange:
+    """The host's measurement begins: the workflow moves to measuring, and every member hears
+    ``measurement.started`` with the sweep, where to get it and when."""
+    may_start_measurement(lobby, by)
+    return _change(
+        lobby,
+        workflow_state=W.measuring,
+        events=[
+            event("workflow.changed", state=W.measuring.value, previous=W.ready.value),
+            event("measurement.started", **started.model_dump()),
+        ],
+    )
 
 
 def move_workflow(lobby: LobbyRead, to: WorkflowState, by: UUID | None) -> LobbyChange:

@@ -12,3 +12,6 @@ class LobbySettings(StorageClientSettings):
 
     port: int = Field(8081, ge=1, le=65535)
     max_members: int = Field(10, ge=2, le=100, description="Members a lobby may hold.")
+    measurement_url: str = Field(
+        "http://127.0.0.1:8082", description="Base URL of the measurement service."
+    )
