@@ -63,9 +63,9 @@ def test_malformed_frames_get_bad_request_naming_the_problem() -> None:
     assert "id" in refused(frame("ping", None, id="x" * 65))
 
 
-def test_feature_commands_are_unavailable_until_their_services_exist() -> None:
-    for type_ in ("measurement.start", "analysis.request", "simulation.request"):
-        assert "not available yet" in refused(frame(type_, {}), ErrorCode.unavailable)
+def test_simulation_commands_are_unavailable_until_their_service_exists() -> None:
+    assert "not available yet" in refused(frame("simulation.request", {}), ErrorCode.unavailable)
+    assert "measurement_id" in refused(frame("analysis.request", {}))
 
 
 def test_close_codes_split_into_reconnect_and_do_not_reconnect() -> None:

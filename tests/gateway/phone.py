@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,13 @@ class Phone:
                 self._arrived.clear()
                 await self._arrived.wait()
         return next(e for e in self.events if e["type"] == kind)
+
+    async def wait_until(self, condition: Callable[[], bool], within_s: float = 10) -> None:
+        """Wait until ``condition()`` holds, checking as messages arrive."""
+        async with asyncio.timeout(within_s):
+            while not condition():
+                self._arrived.clear()
+                await self._arrived.wait()
 
     async def wait_for_uncorrelated(self, within_s: float = 10) -> dict[str, Any]:
         async with asyncio.timeout(within_s):

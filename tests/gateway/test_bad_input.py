@@ -95,7 +95,15 @@ async def oversize_frame(lobby: Lobby) -> object:
 
 
 async def binary_frame(lobby: Lobby) -> object:
-    return await close_of(lobby.guest, b'{"v": 1, "type": "ping", "id": "b1"}')
+    """Binary frames are upload chunks: anything else is refused, and the connection stays."""
+    await lobby.guest.send_raw(b'{"v": 1, "type": "ping", "id": "b1"}')
+    refused = (await lobby.guest.wait_for_event("upload.refused"))["payload"]
+    assert (await lobby.guest.ok("ping")) == {}
+    return refused["code"], refused["index"]
+
+
+async def oversize_upload(lobby: Lobby) -> object:
+    return await close_of(lobby.guest, b"SZ" + bytes(300 * 1024))
 
 
 async def command_before_hello(lobby: Lobby) -> object:
@@ -154,7 +162,8 @@ CASES: list[tuple[str, Case, object]] = [
     ("deeply nested JSON", deeply_nested, ("bad_request", None)),
     ("wrong version", wrong_version, ("bad_request", "p1")),
     ("oversize frame", oversize_frame, CloseCode.message_too_large),
-    ("binary frame", binary_frame, CloseCode.protocol_error),
+    ("binary frame", binary_frame, ("bad_request", None)),
+    ("oversize upload frame", oversize_upload, CloseCode.message_too_large),
     ("command before hello", command_before_hello, "unauthorized"),
     ("expired token", expired, ("unauthorized", CloseCode.unauthorized)),
     ("forged token", forged, ("unauthorized", CloseCode.unauthorized)),

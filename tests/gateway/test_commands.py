@@ -93,10 +93,10 @@ def test_ping_and_time_sync(gateway: str) -> None:
     run(scenario())
 
 
-def test_feature_commands_are_unavailable_for_now(gateway: str) -> None:
+def test_simulation_commands_are_unavailable_for_now(gateway: str) -> None:
     async def scenario() -> None:
         phone = await Phone.connect(gateway)
-        reply = await phone.command("measurement.start", {})
+        reply = await phone.command("simulation.request", {})
         assert reply["type"] == "error" and reply["payload"]["code"] == "unavailable"
         await phone.close()
 

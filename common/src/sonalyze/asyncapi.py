@@ -21,7 +21,8 @@ REF = "#/components/schemas/{model}"
 DESCRIPTION = """\
 Phones talk to the Sonalyze gateway over one WebSocket, `/v1/ws`, with the subprotocol
 `sonalyze.v1` (permessage-deflate off). Every text frame is a JSON envelope
-`{"v": 1, "type", "id", "corr", "lobby", "seq", "ts", "payload"}`; binary frames are refused.
+`{"v": 1, "type", "id", "corr", "lobby", "seq", "ts", "payload"}`; binary frames are upload
+chunks (below).
 
 **Handshake.** The Origin header, when present, must be on the gateway's allow-list (else
 HTTP 403); a client that does not offer `sonalyze.v1` gets HTTP 400; a draining or full
@@ -46,6 +47,16 @@ event in order, then live ones, whichever gateway process the phone reaches.
 with 4002 and its phone shown offline. A phone that reconnects within the presence grace never
 shows as offline.
 
+**Uploads.** A microphone uploads its recording after `measurement.upload {measurement_id,
+format}` (whose ack lists the chunks still `missing`, to resume) in binary frames: a 28-byte
+big-endian header (magic `SZ`, version 1, flags with bit 0 set on the last chunk, the
+measurement id's 16 bytes, the chunk index, the CRC32 of the audio bytes), then the audio
+bytes, at most `max_upload_chunk_bytes`. Each frame is answered with `upload.ack` (`created`
+false for a chunk stored already; `state` complete or invalid once the last one came) or
+`upload.refused` (after bad_request, a CRC mismatch say, send that chunk again). Chunks may come
+in any order; the lobby hears `recording.received` or `recording.invalid` when a recording is
+whole, then `analysis.progress` and `analysis.result`.
+
 **Errors.** `error` payloads are `{code, message, retry_after_ms?}` with code one of:
 bad_request, unauthorized, forbidden, not_found, conflict, rate_limited, too_large,
 unavailable, internal.
@@ -60,7 +71,7 @@ CLOSE_CODE_MEANINGS = {
     protocol.CloseCode.slow_consumer: "The client stopped reading; its send queue overflowed.",
     protocol.CloseCode.idle_timeout: "No message from the client within idle_timeout_s.",
     protocol.CloseCode.internal_error: "The gateway failed to serve this connection.",
-    protocol.CloseCode.protocol_error: "Not a protocol v1 frame (a binary frame, ...).",
+    protocol.CloseCode.protocol_error: "Not a protocol v1 frame.",
     protocol.CloseCode.unauthorized: "The token in hello is expired, forged or unknown.",
     protocol.CloseCode.hello_timeout: "No hello within 5 s of connecting.",
     protocol.CloseCode.message_too_large: "A frame above the gateway's message size limit.",
@@ -114,6 +125,7 @@ def build() -> dict[str, Any]:
         *protocol.COMMANDS.values(),
         *protocol.ACKS.values(),
         *protocol.SERVER_EVENTS.values(),
+        *protocol.UPLOAD_REPLIES.values(),
         protocol.Welcome,
         protocol.Error,
     }
@@ -140,6 +152,22 @@ def build() -> dict[str, Any]:
     for kind, command in protocol.COMMANDS.items():
         envelope = _envelope(kind, _ref(command), command=True, event=False)
         add(kind, _summary(command, kind), envelope, received)
+    schemas["UploadFrame"] = {
+        "type": "string",
+        "format": "binary",
+        "description": "28-byte header (see the description's Uploads), then the audio bytes.",
+    }
+    messages["upload"] = {
+        "name": "upload",
+        "title": "upload (binary)",
+        "summary": "One chunk of a microphone's recording, in a binary frame.",
+        "contentType": "application/octet-stream",
+        "payload": {"$ref": REF.format(model="UploadFrame")},
+    }
+    received.append("upload")
+    for kind, model in protocol.UPLOAD_REPLIES.items():
+        envelope = _envelope(kind, _ref(model), command=False, event=False)
+        add(kind, _summary(model, kind), envelope, sent)
     for kind, reply in (("welcome", protocol.Welcome), ("error", protocol.Error)):
         add(
             kind,

@@ -16,9 +16,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from sonalyze.domain import ParticipantStatus, Presence, Role, WorkflowState
+from sonalyze.domain import JobState, ParticipantStatus, Presence, Role, WorkflowState
 from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.events import EVENTS
+from sonalyze.measurement_api import ChunkAck, MeasurementStatus, RecordingFormat, UploadStatus
 from sonalyze.storage_api import LobbyRead
 
 VERSION: Literal[1] = 1
@@ -96,6 +97,35 @@ class TimeSync(_Payload):
     t0: float = Field(description="The client's clock when it sent the command, in ms.")
 
 
+class MeasurementStart(_Payload):
+    """The host starts a measurement; every member hears measurement.started."""
+
+    sweep: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Changes to the default sweep (f1, f2, duration, sample_rate, fade_in, "
+        "fade_out, amplitude, lead_in, tail).",
+    )
+
+
+class MeasurementUpload(_Payload):
+    """A microphone begins or resumes uploading its recording; binary upload frames follow."""
+
+    measurement_id: UUID
+    format: RecordingFormat
+
+
+class MeasurementStatusRequest(_Payload):
+    """Where a measurement's uploads stand: each recording's state and missing chunks."""
+
+    measurement_id: UUID
+
+
+class AnalysisRequest(_Payload):
+    """Analyse a measurement now with what has arrived, or get its analysis if it has one."""
+
+    measurement_id: UUID
+
+
 COMMANDS: dict[str, type[_Payload]] = {
     "hello": Hello,
     "lobby.create": LobbyCreate,
@@ -106,9 +136,13 @@ COMMANDS: dict[str, type[_Payload]] = {
     "resume": Resume,
     "ping": Empty,
     "time.sync": TimeSync,
+    "measurement.start": MeasurementStart,
+    "measurement.upload": MeasurementUpload,
+    "measurement.status": MeasurementStatusRequest,
+    "analysis.request": AnalysisRequest,
 }
-# Routed to their services once those exist; until then answered with ``unavailable``.
-ROUTED_PREFIXES = ("measurement.", "analysis.", "simulation.")
+# Routed to their service once it exists; until then answered with ``unavailable``.
+ROUTED_PREFIXES = ("simulation.",)
 
 
 # Server messages -------------------------------------------------------------------------------
@@ -200,7 +234,35 @@ class LobbyState(_Payload):
         )
 
 
-ACKS: dict[str, type[_Payload]] = {
+class AnalysisState(_Payload):
+    """The ack of analysis.request: the analysis as it stands (the result once it succeeded)."""
+
+    analysis_id: UUID
+    measurement_id: UUID
+    state: JobState
+    progress: float
+    result: dict[str, Any] | None
+    error: str | None
+
+
+class UploadRefused(_Payload):
+    """A binary upload frame was refused; after bad_request (a CRC mismatch, say) send the
+    chunk again, after conflict or forbidden do not."""
+
+    measurement_id: UUID | None = Field(description="As the frame said, if it could be read.")
+    index: int | None = Field(description="The chunk's index, if the frame could be read.")
+    code: ErrorCode
+    message: str
+
+
+UPLOAD_REPLIES: dict[str, type[BaseModel]] = {
+    "upload.ack": ChunkAck,
+    "upload.refused": UploadRefused,
+}
+"""What the gateway answers each binary upload frame with (``corr`` null: the payload names
+the measurement and the chunk)."""
+
+ACKS: dict[str, type[BaseModel]] = {
     "lobby.create": Joined,
     "lobby.join": Joined,
     "lobby.leave": Changed,
@@ -209,6 +271,10 @@ ACKS: dict[str, type[_Payload]] = {
     "resume": Resumed,
     "ping": Empty,
     "time.sync": TimeSyncReply,
+    "measurement.start": Changed,
+    "measurement.upload": UploadStatus,
+    "measurement.status": MeasurementStatus,
+    "analysis.request": AnalysisState,
 }
 """The payload of the ``ack`` of each command (``hello`` is answered by ``welcome``)."""
 

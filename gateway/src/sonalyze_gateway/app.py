@@ -10,9 +10,12 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 from starlette.types import Receive, Scope, Send
 
+from sonalyze import upload_frames
 from sonalyze.health import ReadinessCheck
 from sonalyze.lobby_client import LobbyClient
+from sonalyze.measurement_client import MeasurementClient
 from sonalyze.service import storage_backed_app
+from sonalyze_gateway import sweeps
 from sonalyze_gateway.endpoint import WS_PATH, phone_socket
 from sonalyze_gateway.gateway import Gateway
 from sonalyze_gateway.settings import GatewaySettings
@@ -26,10 +29,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with LobbyClient(
-            settings.lobby_url, settings.internal_token_value(), settings.storage_timeout_s
-        ) as lobbies:
-            gateway = Gateway(settings, app.state.storage, lobbies, app.state.ws_metrics)
+        token, timeout = settings.internal_token_value(), settings.storage_timeout_s
+        async with (
+            LobbyClient(settings.lobby_url, token, timeout) as lobbies,
+            MeasurementClient(settings.measurement_url, token, timeout) as measurements,
+        ):
+            gateway = Gateway(
+                settings, app.state.storage, lobbies, measurements, app.state.ws_metrics
+            )
             app.state.gateway = gateway
             app.state.drain_hooks.append(gateway.drain)
             hub = asyncio.create_task(gateway.hub.run())
@@ -52,6 +59,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         readiness=[ReadinessCheck("events", events_ready)],
     )
     app.state.ws_metrics = WsMetrics(app.state.registry)
+    app.include_router(sweeps.router)
     return app
 
 
@@ -72,7 +80,12 @@ def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
     """The WebSocket options the gateway runs with (its entry point and the tests use them)."""
     return {
         "ws": protocol_class(settings.send_buffer_bytes),
-        "ws_max_size": 4 * settings.max_message_bytes,
+        # Frames up to 4 (text) or 2 (upload) times the limits are read, to be refused with
+        # a reason (4103); larger ones get the server's 1009 first.
+        "ws_max_size": max(
+            4 * settings.max_message_bytes,
+            2 * (settings.max_upload_chunk_bytes + upload_frames.HEADER_BYTES),
+        ),
         "ws_ping_interval": settings.protocol_ping_s,
         "ws_ping_timeout": settings.protocol_ping_s,
         "ws_per_message_deflate": False,

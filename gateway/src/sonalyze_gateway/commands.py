@@ -96,6 +96,10 @@ class Commands:
             "resume": self._resume,
             "ping": self._ping,
             "time.sync": self._time_sync,
+            "measurement.start": self._measurement_start,
+            "measurement.upload": self._measurement_upload,
+            "measurement.status": self._measurement_status,
+            "analysis.request": self._analysis_request,
         }
 
     async def _lobby_create(self, body: protocol.LobbyCreate) -> tuple[BaseModel, Follow]:
@@ -163,6 +167,41 @@ class Commands:
     async def _time_sync(self, body: protocol.TimeSync) -> tuple[BaseModel, None]:
         received = protocol.now_ms()
         return protocol.TimeSyncReply(t0=body.t0, t1=received, t2=protocol.now_ms()), None
+
+    async def _measurement_start(self, body: protocol.MeasurementStart) -> tuple[BaseModel, None]:
+        changed = await self.gw.lobbies.start_measurement(self._lobby(), self.device_id, body.sweep)
+        return protocol.Changed(seq=_last_seq(changed)), None
+
+    async def _measurement_upload(self, body: protocol.MeasurementUpload) -> tuple[BaseModel, None]:
+        await self._own_measurement(body.measurement_id)
+        return await self.gw.measurements.begin_upload(
+            body.measurement_id, self.device_id, body.format
+        ), None
+
+    async def _measurement_status(
+        self, body: protocol.MeasurementStatusRequest
+    ) -> tuple[BaseModel, None]:
+        await self._own_measurement(body.measurement_id)
+        return await self.gw.measurements.status(body.measurement_id), None
+
+    async def _analysis_request(self, body: protocol.AnalysisRequest) -> tuple[BaseModel, None]:
+        await self._own_measurement(body.measurement_id)
+        analysis = await self.gw.measurements.analyse(body.measurement_id)
+        state = protocol.AnalysisState(
+            analysis_id=analysis.id,
+            measurement_id=body.measurement_id,
+            state=analysis.state,
+            progress=analysis.progress,
+            result=analysis.result,
+            error=analysis.error,
+        )
+        return state, None
+
+    async def _own_measurement(self, measurement_id: UUID) -> None:
+        """Refuse unless the measurement belongs to the lobby this connection follows."""
+        measurement = await self.gw.measurements.get(measurement_id)
+        if measurement.lobby_id != self._lobby():
+            raise ServiceError(ErrorCode.forbidden, "that measurement is another lobby's")
 
     def _lobby(self) -> UUID:
         if self.lobby_id is None:

@@ -1,4 +1,4 @@
-"""What the gateway's connections share: clients of storage and the lobby service, the event
+"""What the gateway's connections share: clients of storage, lobby and measurement, the event
 hub, limits, remembered replies, presence reports, and the set of open sessions (for drain)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from uuid import UUID
 
 from sonalyze.domain import Presence
 from sonalyze.lobby_client import LobbyClient
+from sonalyze.measurement_client import MeasurementClient
 from sonalyze.protocol import CloseCode
 from sonalyze.storage_client import StorageClient
 from sonalyze_gateway.hub import EventHub
@@ -30,11 +31,13 @@ class Gateway:
         settings: GatewaySettings,
         storage: StorageClient,
         lobbies: LobbyClient,
+        measurements: MeasurementClient,
         metrics: WsMetrics,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.lobbies = lobbies
+        self.measurements = measurements
         self.metrics = metrics
         self.hub = EventHub(storage, metrics)
         self.replies = RecentReplies()

@@ -18,7 +18,7 @@ from uuid import UUID
 from pydantic import BaseModel
 from starlette.websockets import WebSocket
 
-from sonalyze import protocol
+from sonalyze import protocol, upload_frames
 from sonalyze.domain import Presence
 from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.protocol import CloseCode
@@ -51,6 +51,7 @@ class Session:
         self.feed: Feed | None = None
         self.online_in: set[UUID] = set()  # lobbies this connection reported the phone online
         self.bucket = TokenBucket(self.settings.commands_per_s, self.settings.command_burst)
+        self.uploads = TokenBucket(self.settings.uploads_per_s, self.settings.upload_burst)
         self.done = asyncio.Event()
         self._started = time.monotonic()
 
@@ -116,8 +117,15 @@ class Session:
                 return
             text = message.get("text")
             if text is None:
-                self.close(CloseCode.protocol_error, "binary frames are not part of protocol v1")
-                return
+                data = message.get("bytes") or b""
+                limit = self.settings.max_upload_chunk_bytes + upload_frames.HEADER_BYTES
+                if len(data) > limit:
+                    self.close(
+                        CloseCode.message_too_large, f"upload frames are at most {limit} bytes"
+                    )
+                    return
+                await self._upload(data)
+                continue
             if len(text) > self.settings.max_message_bytes or (
                 len(text) * 4 > self.settings.max_message_bytes
                 and len(text.encode()) > self.settings.max_message_bytes
@@ -157,6 +165,46 @@ class Session:
             )
             await self._apply(outcome)
         self.metrics.handling.labels(type_label(kind)).observe(time.perf_counter() - started)
+
+    async def _upload(self, data: bytes) -> None:
+        """One binary upload frame: a chunk of this device's recording, to the measurement
+        service; answered with ``upload.ack`` or ``upload.refused``."""
+        self.metrics.received.labels("upload").inc()
+        frame: upload_frames.UploadFrame | None = None
+        try:
+            if self.device_id is None:
+                raise ServiceError(ErrorCode.unauthorized, "say hello first")
+            if (wait_s := self.uploads.take()) is not None:
+                self.metrics.rate_limited.labels("uploads").inc()
+                raise rate_limited("too many upload frames", wait_s)
+            try:
+                frame = upload_frames.parse(data)
+            except upload_frames.FrameError as exc:
+                raise ServiceError(ErrorCode.bad_request, str(exc)) from None
+            if not frame.crc_ok:
+                raise ServiceError(
+                    ErrorCode.bad_request, f"CRC32 mismatch: send chunk {frame.index} again"
+                )
+            ack = await self.gw.measurements.put_chunk(
+                frame.measurement_id,
+                self.device_id,
+                frame.index,
+                frame.data,
+                frame.crc32,
+                frame.final,
+            )
+        except ServiceError as exc:
+            refused = protocol.UploadRefused(
+                measurement_id=frame.measurement_id if frame else None,
+                index=frame.index if frame else None,
+                code=exc.code,
+                message=exc.message,
+            )
+            self.outbox.put(
+                Outgoing(protocol.reply("upload.refused", None, refused), "upload.refused")
+            )
+            return
+        self.outbox.put(Outgoing(protocol.reply("upload.ack", None, ack), "upload.ack"))
 
     async def _apply(self, outcome: Outcome) -> None:
         """Queue the reply, and follow (or stop following) the lobby it names."""

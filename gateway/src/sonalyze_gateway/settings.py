@@ -12,6 +12,9 @@ class GatewaySettings(StorageClientSettings):
 
     port: int = Field(8000, ge=1, le=65535)
     lobby_url: str = Field("http://127.0.0.1:8081", description="Base URL of the lobby service.")
+    measurement_url: str = Field(
+        "http://127.0.0.1:8082", description="Base URL of the measurement service."
+    )
     device_token_secrets: list[SecretStr] = Field(
         default_factory=list,
         description=(
@@ -59,6 +62,16 @@ class GatewaySettings(StorageClientSettings):
         ge=4096,
         description="Socket send buffer and write high-water mark of one connection.",
     )
+    max_upload_chunk_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        description="Largest audio chunk of one binary upload frame (at most the measurement "
+        "service's); a larger frame closes the connection (4103).",
+    )
+    uploads_per_s: float = Field(
+        50.0, gt=0, description="Sustained binary upload frames per connection."
+    )
+    upload_burst: int = Field(100, ge=1, description="Upload frames a connection may send at once.")
     commands_per_s: float = Field(10.0, gt=0, description="Sustained commands per connection.")
     command_burst: int = Field(20, ge=1, description="Commands a connection may send at once.")
     join_failures: int = Field(

@@ -6,9 +6,14 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sonalyze.metrics import PREFIX
-from sonalyze.protocol import COMMANDS, SERVER_EVENTS
+from sonalyze.protocol import COMMANDS, SERVER_EVENTS, UPLOAD_REPLIES
 
-KNOWN_TYPES = frozenset(COMMANDS) | frozenset(SERVER_EVENTS) | {"ack", "error", "welcome"}
+KNOWN_TYPES = (
+    frozenset(COMMANDS)
+    | frozenset(SERVER_EVENTS)
+    | frozenset(UPLOAD_REPLIES)
+    | {"ack", "error", "welcome", "upload"}
+)
 FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 

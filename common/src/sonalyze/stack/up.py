@@ -127,6 +127,8 @@ def run_up(options: UpOptions, console: Console) -> int:
             env = {**common, "SONALYZE_PORT": str(ports[name])}
             if name == "storage":
                 env["SONALYZE_DATABASE_URL"] = database_url
+            if name in ("gateway", "lobby"):
+                env["SONALYZE_MEASUREMENT_URL"] = f"http://127.0.0.1:{ports['measurement']}"
             if name == "gateway":
                 env["SONALYZE_LOBBY_URL"] = f"http://127.0.0.1:{ports['lobby']}"
                 env["SONALYZE_DEVICE_TOKEN_SECRETS"] = _device_token_secrets(options.data_dir)

@@ -1,0 +1,166 @@
+"""A measurement from the phones' side, over real WebSockets against the real stack (storage,
+lobby, measurement and the gateway): the host starts it, every member hears of it, a speaker
+fetches the sweep, a microphone uploads its recording in binary frames (one corrupted and sent
+again) and the lobby hears the recording arrive and the room's parameters."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import httpx
+import numpy as np
+import pytest
+import soundfile
+
+from sonalyze import upload_frames
+from sonalyze.acoustics import room_parameters
+from sonalyze_gateway.settings import GatewaySettings
+from sonalyze_lobby.app import create_app as create_lobby_app
+from sonalyze_lobby.settings import LobbySettings
+from sonalyze_measurement.analysis import BANDS
+from sonalyze_measurement.app import create_app as create_measurement_app
+from sonalyze_measurement.settings import MeasurementSettings
+from sonalyze_measurement.sweeps import design, render
+from sonalyze_storage.settings import StorageSettings
+from tests.conftest import TOKEN, serving
+from tests.gateway.conftest import ORIGIN, SECRET
+from tests.gateway.phone import Phone
+from tests.measurement.test_analysis import room
+
+SWEEP = {"duration": 1.0, "lead_in": 0.5, "tail": 2.0}
+
+
+@pytest.fixture
+def storage_settings(storage_settings: StorageSettings) -> StorageSettings:
+    return storage_settings.model_copy(update={"max_blob_bytes": 16 * 1024 * 1024})
+
+
+@pytest.fixture
+def measurement_url(storage_url: str) -> Iterator[str]:
+    settings = MeasurementSettings(
+        storage_url=storage_url, internal_token=TOKEN, max_chunk_bytes=64 * 1024
+    )
+    with serving(create_measurement_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture
+def lobby_url(storage_url: str, measurement_url: str) -> Iterator[str]:
+    settings = LobbySettings(
+        storage_url=storage_url, internal_token=TOKEN, measurement_url=measurement_url
+    )
+    with serving(create_lobby_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture
+def gateway_settings(storage_url: str, lobby_url: str, measurement_url: str) -> GatewaySettings:
+    return GatewaySettings(
+        storage_url=storage_url,
+        lobby_url=lobby_url,
+        measurement_url=measurement_url,
+        internal_token=TOKEN,
+        device_token_secrets=[SECRET],
+        allowed_origins=[ORIGIN],
+        max_upload_chunk_bytes=64 * 1024,
+    )
+
+
+def recording(ir: np.ndarray) -> bytes:
+    """What the microphone records: the sweep through ``ir`` after the lead-in, with noise."""
+    spec = design(**SWEEP)
+    rng = np.random.default_rng(7)
+    played = np.concatenate([np.zeros(int(spec.lead_in * spec.sample_rate)), render(spec).signal])
+    heard = np.convolve(played, ir)
+    heard = 0.4 * heard / np.max(np.abs(heard)) + rng.standard_normal(heard.size) * 10**-3.75
+    buffer = io.BytesIO()
+    soundfile.write(buffer, heard, spec.sample_rate, format="WAV", subtype="PCM_24")
+    return buffer.getvalue()
+
+
+async def ready_lobby(gateway: str) -> tuple[Phone, Phone]:
+    """A host that is a ready speaker, and a ready microphone in its lobby."""
+    host, mic = await Phone.connect(gateway), await Phone.connect(gateway)
+    code = (await host.ok("lobby.create", {}))["code"]
+    await mic.ok("lobby.join", {"code": code})
+    for phone, role in ((host, "speaker"), (mic, "microphone")):
+        await host.ok("role.assign", {"device_id": phone.device_id, "role": role})
+    for phone in (host, mic):
+        await phone.ok("role.update", {"status": "ready"})
+    return host, mic
+
+
+async def acks(phone: Phone, count: int, within_s: float = 20) -> list[dict[str, Any]]:
+    """The next ``count`` replies to upload frames."""
+    await phone.wait_until(
+        lambda: len([e for e in phone.events if e["type"].startswith("upload.")]) >= count,
+        within_s,
+    )
+    replies = [e for e in phone.events if e["type"].startswith("upload.")]
+    for reply in replies:
+        phone.events.remove(reply)
+    return replies
+
+
+def test_a_measurement_from_start_to_the_rooms_parameters(gateway: str) -> None:
+    http = gateway.replace("ws://", "http://").removesuffix("/v1/ws")
+    ir = room(3)
+
+    async def scenario() -> None:
+        host, mic = await ready_lobby(gateway)
+        stranger = await Phone.connect(gateway)
+        await host.ok("measurement.start", {"sweep": SWEEP})
+        started = (await mic.wait_for_event("measurement.started"))["payload"]
+        assert (started["microphones"], started["speakers"]) == ([mic.device_id], [host.device_id])
+        assert (await host.wait_for_event("measurement.started"))["payload"] == started
+        mid = started["measurement_id"]
+
+        async with httpx.AsyncClient(base_url=http) as client:
+            url = started["sweep_path"]
+            wav = await client.get(url, headers={"Authorization": f"Bearer {host.token}"})
+            assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
+            samples, _ = soundfile.read(io.BytesIO(wav.content), dtype="float64")
+            np.testing.assert_allclose(samples, render(design(**SWEEP)).signal, atol=2**-23)
+            assert (await client.get(url)).status_code == 401
+            outsider = {"Authorization": f"Bearer {stranger.token}"}
+            assert (await client.get(url, headers=outsider)).json()["code"] == "forbidden"
+
+        status = await mic.ok(
+            "measurement.upload", {"measurement_id": mid, "format": {"container": "wav"}}
+        )
+        assert (status["state"], status["missing"]) == ("uploading", [])
+        data = recording(ir)
+        parts = [data[i : i + 60_000] for i in range(0, len(data), 60_000)]
+        corrupted = bytearray(upload_frames.encode(UUID(mid), 0, parts[0]))
+        corrupted[-1] ^= 0xFF
+        await mic.send_raw(bytes(corrupted))
+        (refused,) = await acks(mic, 1)
+        assert refused["type"] == "upload.refused"
+        assert (refused["payload"]["code"], refused["payload"]["index"]) == ("bad_request", 0)
+        for index, part in enumerate(parts):
+            final = index == len(parts) - 1
+            await mic.send_raw(upload_frames.encode(UUID(mid), index, part, final=final))
+        replies = await acks(mic, len(parts))
+        assert all(r["type"] == "upload.ack" for r in replies)
+        assert replies[-1]["payload"]["state"] == "complete"
+
+        received = await host.wait_for_event("recording.received")
+        assert received["payload"]["device_id"] == mic.device_id
+        result = (await mic.wait_for_event("analysis.result", within_s=120))["payload"]
+        assert result["error"] is None
+        t30 = np.array(result["result"]["microphones"][mic.device_id]["parameters"]["T30"], float)
+        clean = room_parameters(ir, 48_000, BANDS)["T30"]
+        np.testing.assert_allclose(t30[2:6], clean[2:6], rtol=0.05)
+        analysis = await mic.ok("analysis.request", {"measurement_id": mid})
+        assert analysis["state"] == "succeeded"
+        assert analysis["result"]["average"] == result["result"]["average"]
+        refused_status = await stranger.command("measurement.status", {"measurement_id": mid})
+        assert refused_status["payload"]["code"] == "bad_request", "not in any lobby"
+        for phone in (host, mic, stranger):
+            await phone.close()
+
+    asyncio.run(scenario())
