@@ -26,7 +26,7 @@ from sonalyze_measurement.app import create_app as create_measurement_app
 from sonalyze_measurement.settings import MeasurementSettings
 from sonalyze_measurement.sweeps import design, render
 from sonalyze_storage.settings import StorageSettings
-from tests.conftest import TOKEN, serving
+from tests.conftest import TOKEN, free_port, serving
 from tests.gateway.conftest import ORIGIN, SECRET
 from tests.gateway.phone import Phone
 from tests.measurement.test_analysis import room
@@ -40,20 +40,29 @@ def storage_settings(storage_settings: StorageSettings) -> StorageSettings:
 
 
 @pytest.fixture
-def measurement_url(storage_url: str) -> Iterator[str]:
+def lobby_port() -> int:
+    """The lobby's port, known before it starts: the measurement service calls it too."""
+    return free_port()
+
+
+@pytest.fixture
+def measurement_url(storage_url: str, lobby_port: int) -> Iterator[str]:
     settings = MeasurementSettings(
-        storage_url=storage_url, internal_token=TOKEN, max_chunk_bytes=64 * 1024
+        storage_url=storage_url,
+        lobby_url=f"http://127.0.0.1:{lobby_port}",
+        internal_token=TOKEN,
+        max_chunk_bytes=64 * 1024,
     )
     with serving(create_measurement_app(settings)) as url:
         yield url
 
 
 @pytest.fixture
-def lobby_url(storage_url: str, measurement_url: str) -> Iterator[str]:
+def lobby_url(storage_url: str, measurement_url: str, lobby_port: int) -> Iterator[str]:
     settings = LobbySettings(
         storage_url=storage_url, internal_token=TOKEN, measurement_url=measurement_url
     )
-    with serving(create_lobby_app(settings)) as url:
+    with serving(create_lobby_app(settings), port=lobby_port) as url:
         yield url
 
 
@@ -155,6 +164,12 @@ def test_a_measurement_from_start_to_the_rooms_parameters(gateway: str) -> None:
         t30 = np.array(result["result"]["microphones"][mic.device_id]["parameters"]["T30"], float)
         clean = room_parameters(ir, 48_000, BANDS)["T30"]
         np.testing.assert_allclose(t30[2:6], clean[2:6], rtol=0.05)
+
+        def workflow() -> list[str]:
+            return [e["payload"]["state"] for e in host.events if e["type"] == "workflow.changed"]
+
+        await host.wait_until(lambda: workflow()[-1] == "ready", within_s=30)
+        assert workflow()[-5:] == ["measuring", "uploading", "analyzing", "idle", "ready"]
         analysis = await mic.ok("analysis.request", {"measurement_id": mid})
         assert analysis["state"] == "succeeded"
         assert analysis["result"]["average"] == result["result"]["average"]

@@ -157,7 +157,9 @@ def test_workflow_transitions(start: WorkflowState, to: WorkflowState, allowed: 
         member(0, Role.speaker, ready=True), member(1, Role.microphone, ready=True), state=start
     )
     if allowed:
-        assert rules.move_workflow(ready, to, None).workflow_state == to
+        # Back to idle with everyone still ready is ready for the next measurement.
+        expected = WorkflowState.ready if to == WorkflowState.idle else to
+        assert rules.move_workflow(ready, to, None).workflow_state == expected
     else:
         assert "cannot go" in refused(ErrorCode.conflict, rules.move_workflow, ready, to, None)
 
@@ -169,3 +171,22 @@ def test_measuring_needs_everyone_ready() -> None:
     assert "speaker and a microphone" in refused(
         ErrorCode.conflict, rules.move_workflow, not_ready, WorkflowState.measuring, None
     )
+
+
+def test_a_finished_measurement_leaves_the_lobby_ready_only_if_everyone_still_is() -> None:
+    speaker = member(0, Role.speaker, ready=True)
+    done = rules.move_workflow(
+        lobby(speaker, member(1, Role.microphone, ready=True), state=WorkflowState.analyzing),
+        WorkflowState.idle,
+        None,
+    )
+    assert [(e.payload["previous"], e.payload["state"]) for e in done.events] == [
+        ("analyzing", "idle"),
+        ("idle", "ready"),
+    ]
+    tired = rules.move_workflow(
+        lobby(speaker, member(1, Role.microphone), state=WorkflowState.analyzing),
+        WorkflowState.idle,
+        None,
+    )
+    assert tired.workflow_state == WorkflowState.idle and len(tired.events) == 1

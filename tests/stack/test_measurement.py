@@ -133,6 +133,11 @@ async def measure(
         np.testing.assert_allclose(t30[2:6], clean[2:6], rtol=0.05, err_msg=device)
     assert result["result"]["average"]["T30"]["count"][2:6] == [4, 4, 4, 4]
     assert stored_recording(database, mid, again.device_id) == data, "byte-identical"
+
+    def workflow() -> list[str]:
+        return [e["payload"]["state"] for e in host.events if e["type"] == "workflow.changed"]
+
+    await host.wait_until(lambda: workflow()[-1] == "ready", within_s=30)  # the next one
     for phone in (host, again, *mics[1:]):
         await phone.close()
 

@@ -11,12 +11,13 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from sonalyze.domain import ParticipantStatus, Presence, Role
+from sonalyze.domain import ParticipantStatus, Presence, Role, WorkflowState
 from sonalyze.lobby_api import (
     AssignRole,
     CreateLobby,
     JoinLobby,
     LeaveLobby,
+    MoveWorkflow,
     StartMeasurement,
     UpdatePresence,
     UpdateStatus,
@@ -71,3 +72,10 @@ class LobbyClient(ServiceClient):
     ) -> LobbyChanged:
         body = StartMeasurement(by_device_id=by_device_id, sweep=sweep)
         return await self._change(f"/v1/lobbies/{lobby_id}/measurements", body)
+
+    async def move_workflow(
+        self, lobby_id: UUID, to: WorkflowState, by_device_id: UUID | None = None
+    ) -> LobbyChanged:
+        """Move the measurement workflow (``by_device_id`` None: a service moves it)."""
+        body = MoveWorkflow(to=to, by_device_id=by_device_id)
+        return await self._change(f"/v1/lobbies/{lobby_id}/workflow", body)

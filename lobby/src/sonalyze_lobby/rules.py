@@ -264,8 +264,12 @@ def move_workflow(lobby: LobbyRead, to: WorkflowState, by: UUID | None) -> Lobby
             ErrorCode.conflict,
             "a measurement needs a speaker and a microphone, all ready and online",
         )
-    return _change(
+    change = _change(
         lobby,
         workflow_state=to,
         events=[event("workflow.changed", state=to.value, previous=state.value)],
     )
+    if to == W.idle and can_measure(lobby.participants):  # back, and ready for the next one
+        change.workflow_state = W.ready
+        change.events.append(event("workflow.changed", state=W.ready.value, previous=to.value))
+    return change

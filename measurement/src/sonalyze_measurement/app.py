@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from sonalyze.errors import install_error_handler
+from sonalyze.lobby_client import LobbyClient
 from sonalyze.service import storage_backed_app
 from sonalyze_measurement.api import router
 from sonalyze_measurement.measurement_metrics import MeasurementMetrics
@@ -24,19 +25,21 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         # spawn, not fork: the service has threads, which a forked child would inherit stuck.
         context = multiprocessing.get_context("spawn")
         metrics = MeasurementMetrics(app.state.registry)
+        token, timeout = settings.internal_token_value(), settings.storage_timeout_s
         with ProcessPoolExecutor(settings.analysis_workers, mp_context=context) as pool:
-            runs = AnalysisRuns(app.state.storage, pool, metrics)
-            app.state.measurements = Measurements(
-                app.state.storage,
-                runs,
-                metrics,
-                start_delay_s=settings.start_delay_s,
-                max_chunk_bytes=settings.max_chunk_bytes,
-            )
-            try:
-                yield
-            finally:
-                await runs.close()
+            async with LobbyClient(settings.lobby_url, token, timeout) as lobbies:
+                runs = AnalysisRuns(app.state.storage, lobbies, pool, metrics)
+                app.state.measurements = Measurements(
+                    app.state.storage,
+                    runs,
+                    metrics,
+                    start_delay_s=settings.start_delay_s,
+                    max_chunk_bytes=settings.max_chunk_bytes,
+                )
+                try:
+                    yield
+                finally:
+                    await runs.close()
 
     app = storage_backed_app(
         service="measurement",

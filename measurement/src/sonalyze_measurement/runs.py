@@ -6,7 +6,9 @@ the result with the spatial average and tells the lobby (``analysis.result``); t
 its event commit together, and so does each progress report. A recording the analysis cannot
 use is listed under ``unusable`` with the reason and does not stop the others. Which process
 runs it is decided by moving the measurement to ``analyzing`` with the version read: the one
-whose move storage accepts runs it, any other answers with that run's analysis.
+whose move storage accepts runs it, any other answers with that run's analysis. The lobby's
+workflow follows: uploading and analyzing when the run starts, back to idle (and ready, if
+everyone still is) when it ends.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from concurrent.futures import Executor
 from typing import Any
 from uuid import UUID
 
-from sonalyze.domain import JobState, MeasurementState, RecordingState
+from sonalyze.domain import JobState, MeasurementState, RecordingState, WorkflowState
 from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.events import event
+from sonalyze.lobby_client import LobbyClient
 from sonalyze.storage_api import (
     AnalysisCreate,
     AnalysisRead,
@@ -41,9 +44,14 @@ class AnalysisRuns:
     """Starts and runs analyses; :meth:`close` cancels the runs still going."""
 
     def __init__(
-        self, storage: StorageClient, executor: Executor, metrics: MeasurementMetrics
+        self,
+        storage: StorageClient,
+        lobbies: LobbyClient,
+        executor: Executor,
+        metrics: MeasurementMetrics,
     ) -> None:
         self._storage = storage
+        self._lobbies = lobbies
         self._executor = executor
         self._metrics = metrics
         self._tasks: set[asyncio.Task[None]] = set()
@@ -52,6 +60,15 @@ class AnalysisRuns:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _follow(self, lobby_id: UUID, *states: WorkflowState) -> None:
+        """Move the lobby's workflow along with the measurement; the lobby may have moved on
+        (aborted, say), so a refusal is noted, not raised."""
+        for state in states:
+            try:
+                await self._lobbies.move_workflow(lobby_id, state)
+            except ServiceError as error:
+                logger.info("lobby %s workflow not moved to %s: %s", lobby_id, state, error)
 
     async def latest(self, measurement_id: UUID) -> AnalysisRead | None:
         analyses = await self._storage.measurement_analyses(measurement_id)
@@ -84,6 +101,7 @@ class AnalysisRuns:
             raise ServiceError(
                 ErrorCode.conflict, "the measurement changed meanwhile (or has ended); retry"
             ) from None
+        await self._follow(measurement.lobby_id, WorkflowState.uploading, WorkflowState.analyzing)
         recordings = await self._storage.measurement_recordings(measurement_id)
         usable = [r for r in recordings if r.state == RecordingState.complete]
         analysis = await self._storage.create_analysis(
@@ -189,6 +207,7 @@ class AnalysisRuns:
                 events=[news],
             ),
         )
+        await self._follow(measurement.lobby_id, WorkflowState.idle)
         current = await self._storage.get_measurement(measurement.id)
         final = MeasurementState.failed if result is None else MeasurementState.completed
         await self._storage.update_measurement(

@@ -11,6 +11,10 @@ class MeasurementSettings(StorageClientSettings):
     """Settings of the measurement service."""
 
     port: int = Field(8082, ge=1, le=65535)
+    lobby_url: str = Field(
+        "http://127.0.0.1:8081",
+        description="Base URL of the lobby service, whose workflow follows the measurement.",
+    )
     start_delay_s: float = Field(
         3.0,
         ge=0.5,

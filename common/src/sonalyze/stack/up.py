@@ -129,8 +129,9 @@ def run_up(options: UpOptions, console: Console) -> int:
                 env["SONALYZE_DATABASE_URL"] = database_url
             if name in ("gateway", "lobby"):
                 env["SONALYZE_MEASUREMENT_URL"] = f"http://127.0.0.1:{ports['measurement']}"
-            if name == "gateway":
+            if name in ("gateway", "measurement"):
                 env["SONALYZE_LOBBY_URL"] = f"http://127.0.0.1:{ports['lobby']}"
+            if name == "gateway":
                 env["SONALYZE_DEVICE_TOKEN_SECRETS"] = _device_token_secrets(options.data_dir)
             services.append(ServiceProcess(name, f"sonalyze_{name}", ports[name], env, console))
         unready = wait_ready(services, options.ready_timeout_s, stop)
