@@ -37,12 +37,9 @@ import json
 import os
 import platform
 import re
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from stack import free_port, sonalyze_up
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
@@ -215,51 +213,6 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # The stack and the ceiling server -------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def sonalyze_up() -> Iterator[tuple[str, str]]:
-    """``sonalyze up`` in a temporary data directory; yields (ws URL, gateway http URL)."""
-    with tempfile.TemporaryDirectory(prefix="sonalyze-bench-") as tmp:
-        port = free_port()
-        env = {**os.environ, "SONALYZE_LOG_LEVEL": "warning"}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sonalyze.cli", "up", "--port", str(port),
-             "--data-dir", f"{tmp}/pg"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        )  # fmt: skip
-        assert process.stdout is not None
-        try:
-            for line in process.stdout:
-                if line.startswith("ready: "):
-                    break
-                if line.startswith("error"):
-                    raise RuntimeError(line)
-            gateway_http = next(
-                line.split()[1] for line in process.stdout if line.startswith("gateway ")
-            )
-            threading_drain(process)
-            yield f"ws://127.0.0.1:{port}/v1/ws", gateway_http
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(60)
-
-
-def threading_drain(process: subprocess.Popen[str]) -> None:
-    """Keep reading the stack's output so it never blocks on a full pipe."""
-
-    def drain() -> None:
-        assert process.stdout is not None
-        for _ in process.stdout:
-            pass
-
-    threading.Thread(target=drain, daemon=True).start()
 
 
 def gateway_metric(http: str, sample: str) -> float:

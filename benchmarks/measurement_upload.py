@@ -1,0 +1,185 @@
+"""Benchmark of a measurement's uploads and analysis through the whole stack.
+
+Starts ``sonalyze up`` (embedded Postgres in a temporary directory, the five services as their
+own processes) and, for each of ``--rounds`` rounds, a lobby with a speaker and
+``--microphones`` microphones as WebSocket clients of the gateway. The host starts a
+measurement with the default sweep (``--sweep-seconds`` long); every microphone then uploads
+its recording at once, as a 24-bit WAV (the sweep through its own impulse response from a
+pyroomacoustics room, with noise), in binary frames of ``--chunk-bytes``, each acknowledged
+through gateway, measurement service, storage and Postgres. It reports:
+
+- upload throughput: the recordings' bytes over the time from the first frame sent to the last
+  acknowledged, for all microphones together (MB/s and recordings/s);
+- from the last chunk's acknowledgement to ``analysis.result`` at the host: the checks, the
+  deconvolution and parameters of every recording in the analysis worker, and the result.
+
+Run from the workspace root:
+
+    python3.11 -m uv run python benchmarks/measurement_upload.py              # 3 rounds
+    python3.11 -m uv run python benchmarks/measurement_upload.py --rounds 1   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import itertools
+import json
+import platform
+import statistics
+import time
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import pyroomacoustics as pra
+import soundfile
+from stack import sonalyze_up
+from websockets.asyncio.client import ClientConnection, connect
+
+from sonalyze import upload_frames
+from sonalyze.protocol import SUBPROTOCOL
+from sonalyze_measurement.sweeps import design, render
+
+FS = 48_000
+MICROPHONES = [(4.5, 2.8, 1.2), (3.0, 3.1, 1.5), (5.0, 1.0, 1.1), (2.5, 2.0, 1.6)]
+_ids = itertools.count(1)
+
+
+class Phone:
+    """A minimal client: commands and their replies, events and upload replies as they come."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.events: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+        self.arrived = asyncio.Event()
+        self.token = ""
+        self.device_id = ""
+        self.pump = asyncio.create_task(self.read())
+
+    async def read(self) -> None:
+        async for text in self.ws:
+            message = json.loads(text)
+            corr = message.get("corr")
+            if corr in self.replies:
+                self.replies.pop(corr).set_result(message)
+            else:
+                self.events.setdefault(message["type"], []).append((time.perf_counter(), message))
+            self.arrived.set()
+
+    async def call(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        command_id = f"m{next(_ids)}"
+        future = asyncio.get_running_loop().create_future()
+        self.replies[command_id] = future
+        await self.ws.send(json.dumps({"v": 1, "type": kind, "id": command_id, "payload": payload}))
+        reply = await asyncio.wait_for(future, 60)
+        if reply["type"] == "error":
+            raise RuntimeError(f"{kind}: {reply['payload']}")
+        result: dict[str, Any] = reply["payload"]
+        return result
+
+    async def wait(self, kind: str, count: int = 1, within_s: float = 300) -> list[Any]:
+        async with asyncio.timeout(within_s):
+            while len(self.events.get(kind, [])) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.events[kind][:count]
+
+    @classmethod
+    async def connect(cls, url: str) -> Phone:
+        ws = await connect(url, subprotocols=[SUBPROTOCOL], compression=None, max_size=2**22)
+        phone = cls(ws)
+        welcome = await phone.call("hello", {})
+        phone.token, phone.device_id = welcome["token"], welcome["device_id"]
+        return phone
+
+
+def recordings(count: int, sweep_seconds: float) -> list[bytes]:
+    """Each microphone's recording of the default sweep in a 6 x 4 x 3 m room."""
+    absorption, order = pra.inverse_sabine(0.6, [6, 4, 3])
+    room = pra.ShoeBox([6, 4, 3], fs=FS, materials=pra.Material(absorption), max_order=order)
+    room.add_source([1.5, 1.2, 1.4])
+    room.add_microphone_array(np.array([MICROPHONES[i % 4] for i in range(count)]).T)
+    room.compute_rir()
+    spec = design(duration=sweep_seconds)
+    played = np.concatenate([np.zeros(int(spec.lead_in * FS)), render(spec).signal])
+    rng = np.random.default_rng(1)
+    out = []
+    for rir in room.rir:
+        heard = np.convolve(played, rir[0])[: int(spec.recording_seconds * FS)]
+        heard = 0.4 * heard / np.max(np.abs(heard)) + rng.standard_normal(heard.size) * 1e-4
+        buffer = io.BytesIO()
+        soundfile.write(buffer, heard, FS, format="WAV", subtype="PCM_24")
+        out.append(buffer.getvalue())
+    return out
+
+
+async def upload(phone: Phone, mid: str, data: bytes, chunk: int) -> float:
+    """Send every chunk, then wait for every reply; the time the last reply arrived."""
+    await phone.call("measurement.upload", {"measurement_id": mid, "format": {"container": "wav"}})
+    parts = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    for index, part in enumerate(parts):
+        final = index == len(parts) - 1
+        await phone.ws.send(upload_frames.encode(UUID(mid), index, part, final=final))
+    replies = await phone.wait("upload.ack", len(parts))
+    if phone.events.get("upload.refused"):
+        raise RuntimeError(f"refused: {phone.events['upload.refused'][0][1]}")
+    return float(replies[-1][0])
+
+
+async def one_round(url: str, data: list[bytes], args: argparse.Namespace) -> tuple[float, float]:
+    host = await Phone.connect(url)
+    mics = [await Phone.connect(url) for _ in data]
+    code = (await host.call("lobby.create", {}))["code"]
+    for mic in mics:
+        await mic.call("lobby.join", {"code": code})
+        await host.call("role.assign", {"device_id": mic.device_id, "role": "microphone"})
+        await mic.call("role.update", {"status": "ready"})
+    await host.call("role.assign", {"device_id": host.device_id, "role": "speaker"})
+    await host.call("role.update", {"status": "ready"})
+    await host.call("measurement.start", {"sweep": {"duration": args.sweep_seconds}})
+    ((_, started),) = await host.wait("measurement.started")
+    mid = started["payload"]["measurement_id"]
+    begun = time.perf_counter()
+    sends = (upload(m, mid, d, args.chunk_bytes) for m, d in zip(mics, data, strict=True))
+    done = await asyncio.gather(*sends)
+    last = max(done)
+    ((arrived, result),) = await host.wait("analysis.result")
+    if result["payload"]["error"]:
+        raise RuntimeError(result["payload"]["error"])
+    for phone in (host, *mics):
+        await phone.ws.close()
+    return last - begun, arrived - last
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--microphones", type=int, default=4)
+    parser.add_argument("--sweep-seconds", type=float, default=10.0)
+    parser.add_argument("--chunk-bytes", type=int, default=256 * 1024)
+    args = parser.parse_args()
+    data = recordings(args.microphones, args.sweep_seconds)
+    total = sum(len(d) for d in data)
+    seconds = design(duration=args.sweep_seconds).recording_seconds
+    print(f"python {platform.python_version()}; {args.microphones} microphones, "
+          f"{total / len(data) / 1e6:.2f} MB each ({seconds:.0f} s of 24-bit WAV at {FS} Hz), "
+          f"chunks of {args.chunk_bytes // 1024} KiB")  # fmt: skip
+    uploads, analyses = [], []
+    with sonalyze_up() as (url, _):
+        for round_ in range(1, args.rounds + 1):
+            upload_s, analysis_s = asyncio.run(one_round(url, data, args))
+            uploads.append(upload_s)
+            analyses.append(analysis_s)
+            print(f"round {round_}: uploads {upload_s:.2f} s ({total / upload_s / 1e6:.1f} MB/s, "
+                  f"{len(data) / upload_s:.1f} recordings/s); last chunk to analysis.result "
+                  f"{analysis_s:.2f} s")  # fmt: skip
+    upload_s, analysis_s = statistics.median(uploads), statistics.median(analyses)
+    print(f"median: {total / upload_s / 1e6:.1f} MB/s, {len(data) / upload_s:.1f} recordings/s; "
+          f"last chunk to analysis.result {analysis_s:.2f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
