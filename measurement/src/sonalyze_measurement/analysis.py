@@ -122,3 +122,8 @@ def analyse_upload(data: bytes, declared: dict[str, Any], spec: dict[str, Any]) 
     sweep = SweepSpec.model_validate(spec)
     samples = prepare(data, RecordingFormat.model_validate(declared), sweep.sample_rate, 0.0)
     return analyse_recording(samples, sweep)
+
+
+def warm_up() -> None:
+    """Nothing: submitted once at start so that a worker process exists with this module (and
+    numpy and scipy) imported before the first analysis needs it."""

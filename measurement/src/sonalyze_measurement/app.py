@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sonalyze.errors import install_error_handler
 from sonalyze.lobby_client import LobbyClient
 from sonalyze.service import storage_backed_app
+from sonalyze_measurement.analysis import warm_up
 from sonalyze_measurement.api import router
 from sonalyze_measurement.measurement_metrics import MeasurementMetrics
 from sonalyze_measurement.measurements import Measurements
@@ -27,6 +28,7 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         metrics = MeasurementMetrics(app.state.registry)
         token, timeout = settings.internal_token_value(), settings.storage_timeout_s
         with ProcessPoolExecutor(settings.analysis_workers, mp_context=context) as pool:
+            pool.submit(warm_up)  # spawn and import now, not on the first analysis (~3 s)
             async with LobbyClient(settings.lobby_url, token, timeout) as lobbies:
                 runs = AnalysisRuns(app.state.storage, lobbies, pool, metrics)
                 app.state.measurements = Measurements(
