@@ -22,14 +22,20 @@ def storage_settings(storage_settings: StorageSettings) -> StorageSettings:
 
 
 @pytest.fixture
-def service(storage_url: str) -> Callable[[], AbstractContextManager[httpx.Client]]:
-    """Start a measurement service on the test's storage (again, for a restart)."""
-    settings = MeasurementSettings(
-        storage_url=storage_url, internal_token=TOKEN, max_chunk_bytes=64 * 1024
-    )
+def service(storage_url: str) -> Callable[..., AbstractContextManager[httpx.Client]]:
+    """Start a measurement service on the test's storage (again, for a restart), with
+    settings changed by keyword."""
 
     @contextmanager
-    def start() -> Iterator[httpx.Client]:
+    def start(**changes: object) -> Iterator[httpx.Client]:
+        settings = MeasurementSettings.model_validate(
+            {
+                "storage_url": storage_url,
+                "internal_token": TOKEN,
+                "max_chunk_bytes": 64 * 1024,
+                **changes,
+            }
+        )
         with serving(create_app(settings)) as url, httpx.Client(base_url=url, headers=AUTH) as c:
             yield c
 
@@ -38,7 +44,7 @@ def service(storage_url: str) -> Callable[[], AbstractContextManager[httpx.Clien
 
 @pytest.fixture
 def measurement(
-    service: Callable[[], AbstractContextManager[httpx.Client]],
+    service: Callable[..., AbstractContextManager[httpx.Client]],
 ) -> Iterator[httpx.Client]:
     with service() as client:
         yield client

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
@@ -116,3 +118,16 @@ def test_an_analysis_asked_for_early_analyses_what_has_arrived(
     assert result["average"]["T30"]["count"][3] == 1
     late = begin(measurement, mid, mics[1])
     assert late.status_code == 409 and "has ended" in late.text
+
+
+def test_at_the_deadline_the_analysis_runs_with_what_has_arrived(
+    service: Callable[..., AbstractContextManager[httpx.Client]], api: httpx.Client
+) -> None:
+    """Half a second after the recording's scheduled end, one microphone of two still silent."""
+    with service(start_delay_s=0.5, upload_grace_s=0.5) as measurement:
+        room_, mics, _ = room_with_roles(api, microphones=2)
+        mid = started(measurement, room_, **SWEEP)["measurement_id"]
+        upload(measurement, mid, mics[0], room(0), 48_000, seed=0)
+        result = finished(measurement, mid)["result"]
+    assert list(result["microphones"]) == [mics[0]]
+    assert result["unusable"] == {mics[1]: "no recording arrived"}

@@ -37,6 +37,7 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
                     metrics,
                     start_delay_s=settings.start_delay_s,
                     max_chunk_bytes=settings.max_chunk_bytes,
+                    upload_grace_s=settings.upload_grace_s,
                 )
                 try:
                     yield

@@ -98,12 +98,14 @@ class Measurements:
         *,
         start_delay_s: float,
         max_chunk_bytes: int,
+        upload_grace_s: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._storage = storage
         self._runs = runs
         self._metrics = metrics
         self._start_delay_s = start_delay_s
+        self._upload_grace_s = upload_grace_s
         self._max_chunk_bytes = max_chunk_bytes
         self._clock = clock
 
@@ -135,7 +137,14 @@ class Measurements:
             "lobby",
         )
         self._metrics.measurements.inc()
-        return _started(row)
+        started = _started(row)
+        self._runs.start_at(started.measurement_id, self._deadline(started))
+        return started
+
+    def _deadline(self, started: MeasurementStarted) -> float:
+        """When the analysis runs with what has arrived (s since the epoch): the recording's
+        scheduled end and the upload grace."""
+        return started.start_at_ms / 1000 + started.recording_seconds + self._upload_grace_s
 
     async def get(self, measurement_id: UUID) -> MeasurementStarted:
         return _started(await self._measurement(measurement_id))
@@ -235,7 +244,11 @@ class Measurements:
         )
         statuses = [await self._status(r, measurement) for r in recordings]
         if measurement.state == MeasurementState.scheduled:
-            await self._analyse_when_complete(measurement_id)
+            if self._clock() >= self._deadline(_started(measurement)):
+                # Past the deadline with no analysis (its timer lived in a process that ended).
+                await _storage(self._runs.start(measurement_id), "measurement")
+            else:
+                await self._analyse_when_complete(measurement_id)
         begun = {str(r.device_id) for r in recordings}
         return MeasurementStatus(
             measurement_id=measurement_id,

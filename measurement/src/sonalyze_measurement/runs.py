@@ -32,7 +32,7 @@ from sonalyze.storage_api import (
     MeasurementUpdate,
     RecordingRead,
 )
-from sonalyze.storage_client import StorageClient, StorageConflict
+from sonalyze.storage_client import StorageClient, StorageConflict, StorageError
 from sonalyze_measurement.analysis import BANDS, analyse_upload, spatial_average
 from sonalyze_measurement.measurement_metrics import MeasurementMetrics
 
@@ -69,6 +69,25 @@ class AnalysisRuns:
                 await self._lobbies.move_workflow(lobby_id, state)
             except ServiceError as error:
                 logger.info("lobby %s workflow not moved to %s: %s", lobby_id, state, error)
+
+    def start_at(self, measurement_id: UUID, deadline: float) -> None:
+        """Start the analysis at ``deadline`` (s since the epoch) with what has arrived, unless
+        it has started by then."""
+
+        async def wait_then_start() -> None:
+            await asyncio.sleep(max(0.0, deadline - time.time()))
+            try:
+                if await self.latest(measurement_id) is None:
+                    await self.start(measurement_id)
+            except (ServiceError, StorageError) as error:
+                logger.warning("the analysis of %s did not start at its deadline: %s",
+                               measurement_id, error)  # fmt: skip
+
+        self._track(asyncio.create_task(wait_then_start()))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def latest(self, measurement_id: UUID) -> AnalysisRead | None:
         analyses = await self._storage.measurement_analyses(measurement_id)
@@ -116,9 +135,7 @@ class AnalysisRuns:
                 events=[_progress(analysis.id, measurement_id, 0, len(usable))],
             ),
         )
-        task = asyncio.create_task(self._run(measurement, analysis, recordings))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._track(asyncio.create_task(self._run(measurement, analysis, recordings)))
         return analysis
 
     async def _run(

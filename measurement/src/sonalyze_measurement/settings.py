@@ -28,6 +28,13 @@ class MeasurementSettings(StorageClientSettings):
         le=1024 * 1024,
         description="Largest upload chunk; at most storage's SONALYZE_MAX_CHUNK_BYTES.",
     )
+    upload_grace_s: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="After the recording's scheduled end, how long uploads have before the "
+        "analysis runs with the recordings that arrived.",
+    )
     analysis_workers: int = Field(
         1, ge=1, le=64, description="Worker processes that analyse recordings (CPU-bound)."
     )
