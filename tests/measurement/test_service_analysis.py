@@ -117,7 +117,9 @@ def test_an_analysis_asked_for_early_analyses_what_has_arrived(
     assert result["unusable"] == {mics[1]: "no recording arrived"}
     assert result["average"]["T30"]["count"][3] == 1
     late = begin(measurement, mid, mics[1])
-    assert late.status_code == 409 and "has ended" in late.text
+    assert late.status_code == 409 and "uploads are closed" in late.text
+    chunk = put(measurement, mid, mics[0], 99, b"late")
+    assert chunk.status_code == 409 and "uploads are closed" in chunk.text
 
 
 def test_at_the_deadline_the_analysis_runs_with_what_has_arrived(

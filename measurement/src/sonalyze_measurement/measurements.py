@@ -68,7 +68,13 @@ _CONTENT_TYPES = {
     Container.ogg: "audio/ogg",
     Container.raw: "application/octet-stream",
 }
-_ENDED = (MeasurementState.completed, MeasurementState.failed, MeasurementState.aborted)
+# Uploads are closed once the analysis has begun.
+_CLOSED = (
+    MeasurementState.analyzing,
+    MeasurementState.completed,
+    MeasurementState.failed,
+    MeasurementState.aborted,
+)
 
 
 async def _storage(call: Awaitable[T], what: str) -> T:
@@ -216,6 +222,8 @@ class Measurements:
                 ErrorCode.too_large,
                 f"a chunk of {len(data)} bytes exceeds {self._max_chunk_bytes} bytes",
             )
+        measurement = await self._measurement(measurement_id)
+        _check_open(measurement)
         recording = await self._recording(measurement_id, device_id)
         if recording is None:
             raise ServiceError(
@@ -226,7 +234,7 @@ class Measurements:
             "recording",
         )
         if written.blob_state == "complete" and recording.state == RecordingState.uploading:
-            recording = await self._check(await self._measurement(measurement_id), recording)
+            recording = await self._check(measurement, recording)
         return ChunkAck(
             measurement_id=measurement_id,
             device_id=device_id,
@@ -350,9 +358,10 @@ def _format(recording: RecordingRead) -> RecordingFormat:
 
 
 def _check_open(measurement: MeasurementRead) -> None:
-    if measurement.state in _ENDED:
+    if measurement.state in _CLOSED:
         raise ServiceError(
-            ErrorCode.conflict, f"the measurement has ended ({measurement.state.value})"
+            ErrorCode.conflict,
+            f"uploads are closed: the measurement is {measurement.state.value}",
         )
 
 

@@ -204,6 +204,12 @@ class AnalysisRuns:
         result: dict[str, Any] | None,
         error: str | None,
     ) -> None:
+        # The measurement first: once the result is out, no upload is taken any more.
+        current = await self._storage.get_measurement(measurement.id)
+        final = MeasurementState.failed if result is None else MeasurementState.completed
+        await self._storage.update_measurement(
+            measurement.id, MeasurementUpdate(expected_version=current.version, state=final)
+        )
         analysis = await self._storage.get_analysis(analysis_id)
         summary = None if result is None else _summary(result)
         news = event(
@@ -225,11 +231,6 @@ class AnalysisRuns:
             ),
         )
         await self._follow(measurement.lobby_id, WorkflowState.idle)
-        current = await self._storage.get_measurement(measurement.id)
-        final = MeasurementState.failed if result is None else MeasurementState.completed
-        await self._storage.update_measurement(
-            measurement.id, MeasurementUpdate(expected_version=current.version, state=final)
-        )
 
 
 def _progress(analysis_id: UUID, measurement_id: UUID, done: int, total: int) -> Any:
