@@ -127,6 +127,10 @@ def test_a_measurement_from_start_to_the_rooms_parameters(gateway: str) -> None:
         assert (started["microphones"], started["speakers"]) == ([mic.device_id], [host.device_id])
         assert (await host.wait_for_event("measurement.started"))["payload"] == started
         mid = started["measurement_id"]
+        early = await mic.command("analysis.request", {"measurement_id": mid})
+        assert early["payload"]["code"] == "forbidden", "only the host starts an analysis"
+        early = await host.command("analysis.request", {"measurement_id": mid})
+        assert early["payload"]["code"] == "conflict", "not before the recording's end"
 
         async with httpx.AsyncClient(base_url=http) as client:
             url = started["sweep_path"]

@@ -157,8 +157,9 @@ def test_workflow_transitions(start: WorkflowState, to: WorkflowState, allowed: 
         member(0, Role.speaker, ready=True), member(1, Role.microphone, ready=True), state=start
     )
     if allowed:
-        # Back to idle with everyone still ready is ready for the next measurement.
-        expected = WorkflowState.ready if to == WorkflowState.idle else to
+        # Back to idle after a measurement with everyone still ready is ready for the next.
+        after = (WorkflowState.analyzing, WorkflowState.aborted)
+        expected = WorkflowState.ready if to == WorkflowState.idle and start in after else to
         assert rules.move_workflow(ready, to, None).workflow_state == expected
     else:
         assert "cannot go" in refused(ErrorCode.conflict, rules.move_workflow, ready, to, None)
@@ -190,3 +191,12 @@ def test_a_finished_measurement_leaves_the_lobby_ready_only_if_everyone_still_is
         None,
     )
     assert tired.workflow_state == WorkflowState.idle and len(tired.events) == 1
+
+
+def test_a_host_who_moves_a_ready_lobby_to_idle_gets_idle() -> None:
+    ready = lobby(
+        member(0, Role.speaker, ready=True),
+        member(1, Role.microphone, ready=True),
+        state=WorkflowState.ready,
+    )
+    assert rules.move_workflow(ready, WorkflowState.idle, None).workflow_state == WorkflowState.idle

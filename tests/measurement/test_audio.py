@@ -166,3 +166,11 @@ def test_unusable_recordings_are_refused_with_their_reason(
 def test_a_format_declaration_that_cannot_hold_is_refused(fields: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         RecordingFormat.model_validate(fields)
+
+
+def test_a_recording_error_crosses_from_a_worker_process_whole() -> None:
+    """Raised in an analysis worker, it is pickled back: reason and message intact."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(RecordingError("clipped", "a flat top at -0.1 dBFS")))
+    assert (error.reason, str(error)) == ("clipped", "a flat top at -0.1 dBFS")

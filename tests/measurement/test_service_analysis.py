@@ -23,6 +23,7 @@ from tests.measurement.test_analysis import room
 
 SWEEP = {"duration": 1.0, "lead_in": 0.5, "tail": 2.0}
 UPLOADED: dict[str, int] = {}  # bytes per microphone
+UPLOADED_CHUNKS: dict[str, list[bytes]] = {}
 
 
 def upload(client: httpx.Client, mid: str, mic: str, ir: np.ndarray, rate: int, seed: int) -> None:
@@ -41,6 +42,7 @@ def upload(client: httpx.Client, mid: str, mic: str, ir: np.ndarray, rate: int, 
     assert begin(client, mid, mic).status_code == 200
     UPLOADED[mic] = len(buffer.getvalue())
     parts = chunks(buffer.getvalue(), 60_000)
+    UPLOADED_CHUNKS[mic] = parts
     for index, part in enumerate(parts):
         response = put(client, mid, mic, index, part, final=index == len(parts) - 1)
         assert response.status_code == 200, response.text
@@ -116,6 +118,8 @@ def test_an_analysis_asked_for_early_analyses_what_has_arrived(
     assert list(result["microphones"]) == [mics[0]]
     assert result["unusable"] == {mics[1]: "no recording arrived"}
     assert result["average"]["T30"]["count"][3] == 1
+    retried = put(measurement, mid, mics[0], 0, UPLOADED_CHUNKS[mics[0]][0])
+    assert (retried.status_code, retried.json()["created"]) == (200, False), "a retry, acked"
     late = begin(measurement, mid, mics[1])
     assert late.status_code == 409 and "uploads are closed" in late.text
     chunk = put(measurement, mid, mics[0], 99, b"late")
@@ -125,11 +129,17 @@ def test_an_analysis_asked_for_early_analyses_what_has_arrived(
 def test_at_the_deadline_the_analysis_runs_with_what_has_arrived(
     service: Callable[..., AbstractContextManager[httpx.Client]], api: httpx.Client
 ) -> None:
-    """Half a second after the recording's scheduled end, one microphone of two still silent."""
+    """Half a second after the recording's scheduled end: one microphone of three silent, one
+    half-way through its upload."""
     with service(start_delay_s=0.5, upload_grace_s=0.5) as measurement:
-        room_, mics, _ = room_with_roles(api, microphones=2)
+        room_, mics, _ = room_with_roles(api, microphones=3)
         mid = started(measurement, room_, **SWEEP)["measurement_id"]
         upload(measurement, mid, mics[0], room(0), 48_000, seed=0)
+        begin(measurement, mid, mics[2])
+        put(measurement, mid, mics[2], 0, b"the first chunk of three")
         result = finished(measurement, mid)["result"]
     assert list(result["microphones"]) == [mics[0]]
-    assert result["unusable"] == {mics[1]: "no recording arrived"}
+    assert result["unusable"] == {
+        mics[1]: "no recording arrived",
+        mics[2]: "upload incomplete",
+    }

@@ -15,7 +15,9 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from sonalyze import protocol
+from sonalyze.domain import MeasurementState
 from sonalyze.errors import ErrorCode, ServiceError
+from sonalyze.measurement_api import MeasurementStarted
 from sonalyze.storage_api import LobbyChanged, LobbyRead
 from sonalyze.storage_client import StorageNotFound, StorageUnavailable
 from sonalyze_gateway.outbox import Outgoing
@@ -185,7 +187,16 @@ class Commands:
         return await self.gw.measurements.status(body.measurement_id), None
 
     async def _analysis_request(self, body: protocol.AnalysisRequest) -> tuple[BaseModel, None]:
-        await self._own_measurement(body.measurement_id)
+        """The analysis of a measurement of this lobby: anyone may ask for one that has begun;
+        only the host may start one early, and not before the recording's time is over."""
+        measurement = await self._own_measurement(body.measurement_id)
+        status = await self.gw.measurements.status(body.measurement_id)
+        if status.state in (MeasurementState.scheduled, MeasurementState.recording):
+            lobby = await self.gw.storage.get_lobby(measurement.lobby_id)
+            if lobby.host_device_id != self.device_id:
+                raise ServiceError(ErrorCode.forbidden, "only the host starts an analysis")
+            if protocol.now_ms() < measurement.start_at_ms + measurement.recording_seconds * 1000:
+                raise ServiceError(ErrorCode.conflict, "the recording has not ended yet")
         analysis = await self.gw.measurements.analyse(body.measurement_id)
         state = protocol.AnalysisState(
             analysis_id=analysis.id,
@@ -197,11 +208,12 @@ class Commands:
         )
         return state, None
 
-    async def _own_measurement(self, measurement_id: UUID) -> None:
-        """Refuse unless the measurement belongs to the lobby this connection follows."""
+    async def _own_measurement(self, measurement_id: UUID) -> MeasurementStarted:
+        """The measurement, if it belongs to the lobby this connection follows."""
         measurement = await self.gw.measurements.get(measurement_id)
         if measurement.lobby_id != self._lobby():
             raise ServiceError(ErrorCode.forbidden, "that measurement is another lobby's")
+        return measurement
 
     def _lobby(self) -> UUID:
         if self.lobby_id is None:

@@ -269,7 +269,8 @@ def move_workflow(lobby: LobbyRead, to: WorkflowState, by: UUID | None) -> Lobby
         workflow_state=to,
         events=[event("workflow.changed", state=to.value, previous=state.value)],
     )
-    if to == W.idle and can_measure(lobby.participants):  # back, and ready for the next one
+    if to == W.idle and state in (W.analyzing, W.aborted) and can_measure(lobby.participants):
+        # A measurement ended, and everyone is still ready for the next one.
         change.workflow_state = W.ready
         change.events.append(event("workflow.changed", state=W.ready.value, previous=to.value))
     return change

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 from uuid import UUID
 
@@ -59,7 +60,8 @@ async def get(measurement_id: UUID, measurements: MeasurementsDep) -> Measuremen
 async def sweep_wav(measurement_id: UUID, measurements: MeasurementsDep) -> Response:
     """The sweep the speakers play, as a 24-bit WAV file."""
     started = await measurements.get(measurement_id)
-    return Response(wav(started.sweep), media_type="audio/wav")
+    body = await asyncio.to_thread(wav, started.sweep)  # up to a second for the longest
+    return Response(body, media_type="audio/wav")
 
 
 @router.get("/{measurement_id}/status", response_model=MeasurementStatus)

@@ -27,22 +27,26 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         context = multiprocessing.get_context("spawn")
         metrics = MeasurementMetrics(app.state.registry)
         token, timeout = settings.internal_token_value(), settings.storage_timeout_s
-        with ProcessPoolExecutor(settings.analysis_workers, mp_context=context) as pool:
+
+        def new_pool() -> ProcessPoolExecutor:
+            pool = ProcessPoolExecutor(settings.analysis_workers, mp_context=context)
             pool.submit(warm_up)  # spawn and import now, not on the first analysis (~3 s)
-            async with LobbyClient(settings.lobby_url, token, timeout) as lobbies:
-                runs = AnalysisRuns(app.state.storage, lobbies, pool, metrics)
-                app.state.measurements = Measurements(
-                    app.state.storage,
-                    runs,
-                    metrics,
-                    start_delay_s=settings.start_delay_s,
-                    max_chunk_bytes=settings.max_chunk_bytes,
-                    upload_grace_s=settings.upload_grace_s,
-                )
-                try:
-                    yield
-                finally:
-                    await runs.close()
+            return pool
+
+        async with LobbyClient(settings.lobby_url, token, timeout) as lobbies:
+            runs = AnalysisRuns(app.state.storage, lobbies, new_pool, metrics)
+            app.state.measurements = Measurements(
+                app.state.storage,
+                runs,
+                metrics,
+                start_delay_s=settings.start_delay_s,
+                max_chunk_bytes=settings.max_chunk_bytes,
+                upload_grace_s=settings.upload_grace_s,
+            )
+            try:
+                yield
+            finally:
+                await runs.close()  # lets runs under way finish, then stops the workers
 
     app = storage_backed_app(
         service="measurement",

@@ -66,6 +66,10 @@ class RecordingError(ValueError):
         super().__init__(message)
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[RecordingError], tuple[str, str]]:
+        # Rebuilt whole when it crosses from an analysis worker process.
+        return RecordingError, (self.reason, str(self))
+
 
 def decode(data: bytes, declared: RecordingFormat) -> tuple[Signal, int]:
     """The samples, shape (frames, channels), in float64 re full scale, and the sample rate."""

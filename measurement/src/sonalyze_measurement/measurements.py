@@ -176,10 +176,13 @@ class Measurements:
             create = RecordingCreate(device_id=body.device_id, blob_id=blob.id, format=fmt)
             try:
                 recording = await self._storage.create_recording(measurement_id, create)
-            except StorageConflict:  # a concurrent begin won: use its recording
+            except StorageConflict:  # a concurrent begin won: use its recording (the blob
+                # made for this one stays empty and unreferenced)
                 recording = await self._recording(measurement_id, body.device_id)
                 if recording is None:
                     raise ServiceError(ErrorCode.conflict, "the upload changed; retry") from None
+            except StorageError as error:
+                raise ServiceError(ErrorCode.unavailable, f"storage failed: {error}") from None
         if recording.format != fmt:
             raise ServiceError(
                 ErrorCode.conflict,
@@ -223,8 +226,19 @@ class Measurements:
                 f"a chunk of {len(data)} bytes exceeds {self._max_chunk_bytes} bytes",
             )
         measurement = await self._measurement(measurement_id)
-        _check_open(measurement)
         recording = await self._recording(measurement_id, device_id)
+        if measurement.state in _CLOSED:
+            if recording is not None and await self._stored(recording, index):
+                # A retry of a chunk stored before uploads closed: acknowledge it again.
+                return ChunkAck(
+                    measurement_id=measurement_id,
+                    device_id=device_id,
+                    index=index,
+                    created=False,
+                    state=recording.state,
+                    error=recording.error,
+                )
+            _check_open(measurement)
         if recording is None:
             raise ServiceError(
                 ErrorCode.not_found, "no upload begun for this microphone and measurement"
@@ -278,6 +292,15 @@ class Measurements:
         if latest is None:
             raise ServiceError(ErrorCode.not_found, "the measurement has not been analysed yet")
         return latest
+
+    async def _stored(self, recording: RecordingRead, index: int) -> bool:
+        """Whether chunk ``index`` of the recording is stored."""
+        chunks = await _storage(self._storage.blob_chunks(recording.blob_id), "recording")
+        # Without a final chunk yet, ``missing`` covers every gap below the highest index.
+        end = chunks.expected_chunks
+        if end is None:
+            end = chunks.received + len(chunks.missing)
+        return index < end and index not in chunks.missing
 
     async def _recording(self, measurement_id: UUID, device_id: UUID) -> RecordingRead | None:
         recordings = await _storage(
@@ -339,6 +362,8 @@ class Measurements:
             updated = await self._storage.update_recording(recording.id, update)
         except StorageConflict:  # another check got there first: its answer stands
             return await _storage(self._storage.get_recording(recording.id), "recording")
+        except StorageError as error:
+            raise ServiceError(ErrorCode.unavailable, f"storage failed: {error}") from None
         outcome = "complete" if state == RecordingState.complete else str(news.payload["reason"])
         self._metrics.recordings.labels(outcome).inc()
         await self._analyse_when_complete(measurement.id)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 from uuid import UUID
 
@@ -38,6 +40,10 @@ from sonalyze_measurement.measurement_metrics import MeasurementMetrics
 
 logger = logging.getLogger(__name__)
 _IN = (RecordingState.complete, RecordingState.invalid)
+_CLAIM_WAITS, _CLAIM_WAIT_S = 20, 0.05
+_CLOSE_GRACE_S = 30.0
+_FINISH_ATTEMPTS = 5
+_MAX_ERROR = 2000
 
 
 class AnalysisRuns:
@@ -47,19 +53,28 @@ class AnalysisRuns:
         self,
         storage: StorageClient,
         lobbies: LobbyClient,
-        executor: Executor,
+        executors: Callable[[], Executor],
         metrics: MeasurementMetrics,
     ) -> None:
         self._storage = storage
         self._lobbies = lobbies
-        self._executor = executor
+        self._executors = executors
+        self._executor = executors()
         self._metrics = metrics
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def close(self) -> None:
+    async def close(self, grace_s: float = _CLOSE_GRACE_S) -> None:
+        """Let the runs under way finish (a restart should not leave an analysis behind),
+        for at most ``grace_s``; then cancel what is left (deadline timers at once)."""
+        runs = [t for t in self._tasks if t.get_name().startswith("run-")]
+        for task in self._tasks - set(runs):
+            task.cancel()
+        if runs:
+            await asyncio.wait(runs, timeout=grace_s)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)
 
     async def _follow(self, lobby_id: UUID, *states: WorkflowState) -> None:
         """Move the lobby's workflow along with the measurement; the lobby may have moved on
@@ -96,6 +111,8 @@ class AnalysisRuns:
     async def start_when_complete(self, measurement_id: UUID) -> None:
         """Start the analysis if every microphone's recording is complete or invalid."""
         measurement = await self._storage.get_measurement(measurement_id)
+        if measurement.state != MeasurementState.scheduled:
+            return
         states = {
             str(r.device_id): r.state
             for r in await self._storage.measurement_recordings(measurement_id)
@@ -105,22 +122,20 @@ class AnalysisRuns:
 
     async def start(self, measurement_id: UUID) -> AnalysisRead:
         """Analyse what has arrived, unless the measurement has an analysis already: then
-        that one (``analysis.request`` for a past measurement answers from it)."""
+        that one (``analysis.request`` for a past measurement answers from it).
+
+        Only a measurement still ``scheduled`` is claimed (moved to ``analyzing`` with the
+        version read); one claimed by another caller answers with that caller's analysis."""
         measurement = await self._storage.get_measurement(measurement_id)
-        if (existing := await self.latest(measurement_id)) is not None:
-            return existing
+        if measurement.state != MeasurementState.scheduled:
+            return await self._claimed(measurement_id)
         claim = MeasurementUpdate(
             expected_version=measurement.version, state=MeasurementState.analyzing
         )
         try:
             measurement = await self._storage.update_measurement(measurement_id, claim)
         except StorageConflict:
-            if (existing := await self.latest(measurement_id)) is not None:
-                return existing
-            raise ServiceError(
-                ErrorCode.conflict, "the measurement changed meanwhile (or has ended); retry"
-            ) from None
-        await self._follow(measurement.lobby_id, WorkflowState.uploading, WorkflowState.analyzing)
+            return await self._claimed(measurement_id)
         recordings = await self._storage.measurement_recordings(measurement_id)
         usable = [r for r in recordings if r.state == RecordingState.complete]
         analysis = await self._storage.create_analysis(
@@ -135,22 +150,44 @@ class AnalysisRuns:
                 events=[_progress(analysis.id, measurement_id, 0, len(usable))],
             ),
         )
-        self._track(asyncio.create_task(self._run(measurement, analysis, recordings)))
+        run = self._run(measurement, analysis, recordings)
+        self._track(asyncio.create_task(run, name=f"run-{measurement_id}"))
+        await self._follow(measurement.lobby_id, WorkflowState.uploading, WorkflowState.analyzing)
         return analysis
+
+    async def _claimed(self, measurement_id: UUID) -> AnalysisRead:
+        """The analysis of a measurement another caller claimed: it is created right after the
+        claim, so wait for it a moment."""
+        for _ in range(_CLAIM_WAITS):
+            if (existing := await self.latest(measurement_id)) is not None:
+                return existing
+            await asyncio.sleep(_CLAIM_WAIT_S)
+        raise ServiceError(
+            ErrorCode.conflict, "the measurement has ended or is being analysed; ask again"
+        )
 
     async def _run(
         self, measurement: MeasurementRead, analysis: AnalysisRead, recordings: list[RecordingRead]
     ) -> None:
         started = time.monotonic()
         try:
-            result = await self._analyse(measurement, analysis, recordings)
-        except Exception as error:  # the run fails as a whole: say so, and why
+            result, error = await self._analyse(measurement, analysis, recordings), None
+        except Exception as failure:  # the run fails as a whole: say so, and why
             logger.exception("analysis %s of measurement %s failed", analysis.id, measurement.id)
-            await self._finish(measurement, analysis.id, None, f"the analysis failed: {error}")
-            self._metrics.analyses.labels("failed").inc()
+            result, error = None, f"the analysis failed: {failure}"[:_MAX_ERROR]
+        for attempt in range(_FINISH_ATTEMPTS):
+            try:
+                await self._finish(measurement, analysis.id, result, error)
+                break
+            except (ServiceError, StorageError) as failure:
+                logger.warning(
+                    "analysis %s not stored (attempt %d): %s", analysis.id, attempt + 1, failure
+                )
+                await asyncio.sleep(0.5 * 2**attempt)
         else:
-            await self._finish(measurement, analysis.id, result, None)
-            self._metrics.analyses.labels("succeeded").inc()
+            self._metrics.analyses.labels("unstored").inc()
+            return
+        self._metrics.analyses.labels("failed" if result is None else "succeeded").inc()
         self._metrics.analysis_seconds.observe(time.monotonic() - started)
 
     async def _analyse(
@@ -159,24 +196,22 @@ class AnalysisRuns:
         unusable: dict[str, str] = {
             str(r.device_id): str(r.error) for r in recordings if r.state == RecordingState.invalid
         }
+        for r in recordings:
+            if r.state == RecordingState.uploading:
+                unusable[str(r.device_id)] = "upload incomplete"
         begun = {str(r.device_id) for r in recordings}
         for device in measurement.spec.get("microphones", []):
             if device not in begun:
                 unusable[device] = "no recording arrived"
         usable = [r for r in recordings if r.state == RecordingState.complete]
         microphones: dict[str, dict[str, Any]] = {}
-        loop = asyncio.get_running_loop()
         for done, recording in enumerate(usable, 1):
             device = str(recording.device_id)
             data = await self._storage.read_blob(recording.blob_id)
             analysing = time.monotonic()
             try:
-                microphones[device] = await loop.run_in_executor(
-                    self._executor,
-                    analyse_upload,
-                    data,
-                    recording.format,
-                    measurement.spec["sweep"],
+                microphones[device] = await self._in_worker(
+                    data, recording.format, measurement.spec["sweep"]
                 )
             except ValueError as error:  # this recording only (e.g. too short for a band)
                 unusable[device] = f"analysis: {error}"
@@ -197,6 +232,20 @@ class AnalysisRuns:
             "unusable": unusable,
         }
 
+    async def _in_worker(
+        self, data: bytes, declared: dict[str, Any], spec: dict[str, Any]
+    ) -> dict[str, Any]:
+        """:func:`analyse_upload` in a worker process; a pool whose worker died (out of
+        memory, say) is replaced, and the recording tried once more in the new one."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, analyse_upload, data, declared, spec)
+        except BrokenProcessPool:
+            logger.warning("an analysis worker died; starting a new pool")
+            broken, self._executor = self._executor, self._executors()
+            broken.shutdown(wait=False, cancel_futures=True)
+            return await loop.run_in_executor(self._executor, analyse_upload, data, declared, spec)
+
     async def _finish(
         self,
         measurement: MeasurementRead,
@@ -207,9 +256,10 @@ class AnalysisRuns:
         # The measurement first: once the result is out, no upload is taken any more.
         current = await self._storage.get_measurement(measurement.id)
         final = MeasurementState.failed if result is None else MeasurementState.completed
-        await self._storage.update_measurement(
-            measurement.id, MeasurementUpdate(expected_version=current.version, state=final)
-        )
+        if current.state != final:  # (an attempt before this one may have got this far)
+            await self._storage.update_measurement(
+                measurement.id, MeasurementUpdate(expected_version=current.version, state=final)
+            )
         analysis = await self._storage.get_analysis(analysis_id)
         summary = None if result is None else _summary(result)
         news = event(
@@ -220,16 +270,15 @@ class AnalysisRuns:
             error=error,
         )
         state = JobState.failed if result is None else JobState.succeeded
-        await self._storage.update_analysis(
-            analysis.id,
-            JobUpdate(
+        if analysis.state == JobState.running:  # (else an attempt before this one stored it)
+            update = JobUpdate(
                 expected_version=analysis.version,
                 state=state,
                 result=result,
                 error=error,
                 events=[news],
-            ),
-        )
+            )
+            await self._storage.update_analysis(analysis.id, update)
         await self._follow(measurement.lobby_id, WorkflowState.idle)
 
 

@@ -18,6 +18,7 @@ Defaults (:data:`DEFAULT_SWEEP`), for phone speakers and microphones in ordinary
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import Any
 
@@ -58,8 +59,10 @@ def render(spec: SweepSpec) -> Sweep:
     )
 
 
+@functools.lru_cache(maxsize=16)
 def wav(spec: SweepSpec) -> bytes:
-    """The sweep as a 24-bit WAV file, for the speakers to download and play."""
+    """The sweep as a 24-bit WAV file, for the speakers to download and play (the last few
+    specs' files are kept: every speaker of a measurement asks for the same one)."""
     buffer = io.BytesIO()
     soundfile.write(buffer, render(spec).signal, spec.sample_rate, format="WAV", subtype="PCM_24")
     return buffer.getvalue()
