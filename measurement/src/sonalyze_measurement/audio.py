@@ -44,6 +44,7 @@ REASONS = (
     "too_long",
 )
 SILENCE_DBFS = -90.0
+_BLOCK = 1 << 16  # frames decoded at a time
 # libsndfile's names of the containers a declared one may hold.
 _SNDFILE_FORMATS = {
     Container.wav: {"WAV", "WAVEX"},
@@ -71,10 +72,15 @@ class RecordingError(ValueError):
         return RecordingError, (self.reason, str(self))
 
 
-def decode(data: bytes, declared: RecordingFormat) -> tuple[Signal, int]:
-    """The samples, shape (frames, channels), in float64 re full scale, and the sample rate."""
+def decode(
+    data: bytes, declared: RecordingFormat, max_seconds: float = float("inf")
+) -> tuple[Signal, int]:
+    """The first channel in float64 re full scale, and the sample rate. The length is checked
+    against ``max_seconds`` from the header, before anything is decoded, and the channel is
+    decoded block by block, so a long or many-channel file costs no more memory than that."""
     if declared.container == Container.raw:
-        return _raw(data, declared), int(declared.sample_rate or 0)
+        channel, rate = _raw(data, declared, max_seconds)
+        return channel, rate
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as sound:
             if sound.format not in _SNDFILE_FORMATS[declared.container]:
@@ -83,17 +89,28 @@ def decode(data: bytes, declared: RecordingFormat) -> tuple[Signal, int]:
                     f"declared {declared.container.value}, but the bytes are "
                     f"{sound.format.lower()}",
                 )
-            samples: Signal = sound.read(dtype="float64", always_2d=True)
-            return samples, int(sound.samplerate)
+            _check_length(sound.frames, sound.samplerate, max_seconds)
+            blocks = sound.blocks(_BLOCK, dtype="float64", always_2d=True)
+            channel = np.concatenate([np.zeros(0), *(block[:, 0] for block in blocks)])
+            return channel, int(sound.samplerate)
     except (soundfile.LibsndfileError, RuntimeError, EOFError) as error:
         raise RecordingError(
             "undecodable", f"the {declared.container.value} recording cannot be decoded: {error}"
         ) from None
 
 
-def _raw(data: bytes, declared: RecordingFormat) -> Signal:
-    if declared.sample_format is None:  # RecordingFormat refuses raw without one
-        raise RecordingError("undecodable", "raw PCM needs a sample format")
+def _check_length(frames: int, rate: int, max_seconds: float) -> None:
+    if rate > 0 and frames > max_seconds * rate:
+        raise RecordingError(
+            "too_long",
+            f"the recording lasts {frames / rate:.1f} s; the measurement takes at most "
+            f"{max_seconds:.1f} s",
+        )
+
+
+def _raw(data: bytes, declared: RecordingFormat, max_seconds: float) -> tuple[Signal, int]:
+    if declared.sample_format is None or declared.sample_rate is None:
+        raise RecordingError("undecodable", "raw PCM needs a sample rate and format")
     dtype, scale = _RAW[declared.sample_format]
     width = 3 if dtype is None else np.dtype(dtype).itemsize
     frame = width * declared.channels
@@ -103,14 +120,15 @@ def _raw(data: bytes, declared: RecordingFormat) -> Signal:
             f"raw {declared.sample_format.value} with {declared.channels} channel(s) comes in "
             f"{frame}-byte frames; {len(data)} bytes is not a whole number of them",
         )
+    _check_length(len(data) // frame, declared.sample_rate, max_seconds)
     if dtype is None:  # 24 bit: three bytes, little-endian, two's complement
         triples = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
         values = triples[:, 0] | (triples[:, 1] << 8) | (triples[:, 2] << 16)
         ints = np.where(values >= 1 << 23, values - (1 << 24), values)
     else:
         ints = np.frombuffer(data, dtype=dtype)
-    samples: Signal = (ints / scale).reshape(-1, declared.channels)
-    return samples
+    samples: Signal = (ints.reshape(-1, declared.channels)[:, 0] / scale).astype(np.float64)
+    return samples, declared.sample_rate
 
 
 def prepare(
@@ -127,12 +145,11 @@ def prepare(
     RecordingError
         For any of :data:`REASONS` (see the module's notes).
     """
-    samples, rate = decode(data, declared)
+    channel, rate = decode(data, declared, max_seconds)
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise RecordingError(
             "sample_rate", f"{rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
         )
-    channel = samples[:, 0] if samples.size else np.zeros(0)
     if not np.all(np.isfinite(channel)):
         raise RecordingError("non_finite", "the recording contains NaN or infinite samples")
     seconds = channel.size / rate
@@ -140,12 +157,6 @@ def prepare(
         raise RecordingError(
             "too_short",
             f"the recording lasts {seconds:.2f} s; the measurement needs {min_seconds:.2f} s",
-        )
-    if seconds > max_seconds:
-        raise RecordingError(
-            "too_long",
-            f"the recording lasts {seconds:.1f} s; the measurement takes at most "
-            f"{max_seconds:.1f} s",
         )
     peak = float(np.max(np.abs(channel)))
     if peak < 10 ** (SILENCE_DBFS / 20):
