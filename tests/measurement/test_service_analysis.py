@@ -143,3 +143,31 @@ def test_at_the_deadline_the_analysis_runs_with_what_has_arrived(
         mics[1]: "no recording arrived",
         mics[2]: "upload incomplete",
     }
+
+
+def test_an_analysis_whose_process_stopped_is_run_again(
+    service: Callable[..., AbstractContextManager[httpx.Client]], api: httpx.Client
+) -> None:
+    """A measurement left analysing, its analysis running with no process behind it (as a crash
+    leaves them): a service that starts finds it, marks it abandoned and runs it again."""
+    with service() as first:
+        room_, mics, _ = room_with_roles(api, microphones=2)
+        mid = started(first, room_, **SWEEP)["measurement_id"]
+        upload(first, mid, mics[0], room(0), 48_000, seed=0)
+    # What the crashed process had done: claimed the measurement and begun its analysis.
+    version = api.get(f"/v1/measurements/{mid}").json()["version"]
+    api.patch(f"/v1/measurements/{mid}", json={"expected_version": version, "state": "analyzing"})
+    stuck = api.post("/v1/analyses", json={"measurement_id": mid}).json()
+    api.patch(f"/v1/analyses/{stuck['id']}", json={"expected_version": 1, "state": "running"})
+    with service(analysis_stale_s=0) as second:
+        deadline = time.monotonic() + 120
+        while True:
+            analysis = second.get(f"/v1/measurements/{mid}/analysis").json()
+            if analysis["id"] != stuck["id"] and analysis["state"] in ("succeeded", "failed"):
+                break
+            assert time.monotonic() < deadline, "not run again"
+            time.sleep(0.2)
+    assert analysis["state"] == "succeeded", analysis["error"]
+    assert list(analysis["result"]["microphones"]) == [mics[0]]
+    abandoned = api.get(f"/v1/analyses/{stuck['id']}").json()
+    assert abandoned["state"] == "failed" and abandoned["error"].startswith("abandoned")

@@ -230,3 +230,17 @@ def test_recording_state_and_error_change_with_version(api: httpx.Client, snapsh
         ).status_code
         == 404
     )
+
+
+def test_measurements_are_listed_by_state_oldest_first(api: httpx.Client) -> None:
+    room = lobby(api)["id"]
+    ids = [
+        api.post("/v1/measurements", json={"lobby_id": room, "spec": {}}).json()["id"]
+        for _ in range(3)
+    ]
+    api.patch(f"/v1/measurements/{ids[1]}", json={"expected_version": 1, "state": "analyzing"})
+    listed = api.get("/v1/measurements", params={"state": "scheduled"}).json()
+    assert [m["id"] for m in listed] == [ids[0], ids[2]]
+    both = api.get("/v1/measurements", params=[("state", "scheduled"), ("state", "analyzing")])
+    assert [m["id"] for m in both.json()] == ids
+    assert api.get("/v1/measurements", params={"state": "nonsense"}).status_code == 422

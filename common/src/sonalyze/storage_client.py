@@ -16,7 +16,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from sonalyze.auth import internal_client
-from sonalyze.domain import JobState
+from sonalyze.domain import JobState, MeasurementState
 from sonalyze.storage_api import (
     AnalysisCreate,
     AnalysisRead,
@@ -271,6 +271,13 @@ class StorageClient:
 
     async def get_measurement(self, measurement_id: UUID) -> MeasurementRead:
         return await self._call("GET", f"/v1/measurements/{measurement_id}", MeasurementRead)
+
+    async def list_measurements(
+        self, states: Sequence[MeasurementState] = (), limit: int = 100
+    ) -> list[MeasurementRead]:
+        """Measurements in these states (all if none), oldest first."""
+        params: dict[str, Any] = {"limit": limit, "state": [s.value for s in states]}
+        return await self._call("GET", "/v1/measurements", list[MeasurementRead], params=params)
 
     async def lobby_measurements(self, lobby_id: UUID) -> list[MeasurementRead]:
         return await self._call(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
@@ -43,6 +44,12 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
                 max_chunk_bytes=settings.max_chunk_bytes,
                 upload_grace_s=settings.upload_grace_s,
             )
+            watch = runs.keep_reconciling(
+                app.state.measurements.deadline_of,
+                settings.reconcile_every_s,
+                settings.analysis_stale_s,
+            )
+            runs.watch(asyncio.create_task(watch))
             try:
                 yield
             finally:

@@ -147,6 +147,10 @@ class Measurements:
         self._runs.start_at(started.measurement_id, self._deadline(started))
         return started
 
+    def deadline_of(self, row: MeasurementRead) -> float:
+        """:meth:`_deadline` of a measurement as stored."""
+        return self._deadline(_started(row))
+
     def _deadline(self, started: MeasurementStarted) -> float:
         """When the analysis runs with what has arrived (s since the epoch): the recording's
         scheduled end and the upload grace."""

@@ -62,6 +62,8 @@ class AnalysisRuns:
         self._executor = executors()
         self._metrics = metrics
         self._tasks: set[asyncio.Task[None]] = set()
+        self._armed: set[UUID] = set()  # measurements with a deadline timer here
+        self._running: set[UUID] = set()  # measurements analysed by a run here
 
     async def close(self, grace_s: float = _CLOSE_GRACE_S) -> None:
         """Let the runs under way finish (a restart should not leave an analysis behind),
@@ -87,10 +89,14 @@ class AnalysisRuns:
 
     def start_at(self, measurement_id: UUID, deadline: float) -> None:
         """Start the analysis at ``deadline`` (s since the epoch) with what has arrived, unless
-        it has started by then."""
+        it has started by then (once per measurement and process)."""
+        if measurement_id in self._armed:
+            return
+        self._armed.add(measurement_id)
 
         async def wait_then_start() -> None:
             await asyncio.sleep(max(0.0, deadline - time.time()))
+            self._armed.discard(measurement_id)
             try:
                 if await self.latest(measurement_id) is None:
                     await self.start(measurement_id)
@@ -99,6 +105,55 @@ class AnalysisRuns:
                                measurement_id, error)  # fmt: skip
 
         self._track(asyncio.create_task(wait_then_start()))
+
+    async def keep_reconciling(
+        self, deadline_of: Callable[[MeasurementRead], float], every_s: float, stale_s: float
+    ) -> None:
+        """Every ``every_s``: re-arm the deadline of every scheduled measurement (timers live
+        in memory, and die with a process), and restart every analysis whose run stopped
+        reporting for ``stale_s`` (its process crashed), marking the old one failed."""
+        while True:
+            try:
+                await self.reconcile(deadline_of, stale_s)
+            except (ServiceError, StorageError) as error:
+                logger.warning("measurements not reconciled: %s", error)
+            await asyncio.sleep(every_s)
+
+    async def reconcile(
+        self, deadline_of: Callable[[MeasurementRead], float], stale_s: float
+    ) -> None:
+        for measurement in await self._storage.list_measurements(
+            [MeasurementState.scheduled], limit=1000
+        ):
+            self.start_at(measurement.id, deadline_of(measurement))
+        for measurement in await self._storage.list_measurements(
+            [MeasurementState.analyzing], limit=1000
+        ):
+            if measurement.id not in self._running:
+                await self._restart_if_stale(measurement, stale_s)
+
+    async def _restart_if_stale(self, measurement: MeasurementRead, stale_s: float) -> None:
+        latest = await self.latest(measurement.id)
+        if latest is not None:
+            if latest.state not in (JobState.queued, JobState.running):
+                return
+            if time.time() - latest.updated_at.timestamp() < stale_s:
+                return  # still reporting: another process runs it
+            abandon = JobUpdate(
+                expected_version=latest.version,
+                state=JobState.failed,
+                error="abandoned: the process running it stopped; analysed again",
+            )
+            try:
+                await self._storage.update_analysis(latest.id, abandon)
+            except StorageConflict:
+                return  # it moved meanwhile: alive after all, or restarted elsewhere
+        logger.info("restarting the analysis of measurement %s", measurement.id)
+        await self._claim_and_run(measurement)
+
+    def watch(self, task: asyncio.Task[None]) -> None:
+        """Keep ``task`` (the reconciling loop) until :meth:`close` cancels it."""
+        self._track(task)
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
@@ -129,6 +184,12 @@ class AnalysisRuns:
         measurement = await self._storage.get_measurement(measurement_id)
         if measurement.state != MeasurementState.scheduled:
             return await self._claimed(measurement_id)
+        return await self._claim_and_run(measurement)
+
+    async def _claim_and_run(self, measurement: MeasurementRead) -> AnalysisRead:
+        """Move the measurement to analyzing with the version read (the one caller whose
+        move storage accepts runs the analysis), then start the run."""
+        measurement_id = measurement.id
         claim = MeasurementUpdate(
             expected_version=measurement.version, state=MeasurementState.analyzing
         )
@@ -170,6 +231,19 @@ class AnalysisRuns:
         self, measurement: MeasurementRead, analysis: AnalysisRead, recordings: list[RecordingRead]
     ) -> None:
         started = time.monotonic()
+        self._running.add(measurement.id)
+        try:
+            await self._conclude(measurement, analysis, recordings, started)
+        finally:
+            self._running.discard(measurement.id)
+
+    async def _conclude(
+        self,
+        measurement: MeasurementRead,
+        analysis: AnalysisRead,
+        recordings: list[RecordingRead],
+        started: float,
+    ) -> None:
         try:
             result, error = await self._analyse(measurement, analysis, recordings), None
         except Exception as failure:  # the run fails as a whole: say so, and why

@@ -35,6 +35,18 @@ class MeasurementSettings(StorageClientSettings):
         description="After the recording's scheduled end, how long uploads have before the "
         "analysis runs with the recordings that arrived.",
     )
+    reconcile_every_s: float = Field(
+        60.0,
+        gt=0,
+        description="How often the service re-arms deadlines and looks for analyses whose "
+        "process stopped.",
+    )
+    analysis_stale_s: float = Field(
+        300.0,
+        ge=0,
+        description="An analysis that has not reported for this long is taken for abandoned "
+        "(its process crashed) and run again.",
+    )
     analysis_workers: int = Field(
         1, ge=1, le=64, description="Worker processes that analyse recordings (CPU-bound)."
     )

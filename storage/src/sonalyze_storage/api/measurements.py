@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -36,6 +36,22 @@ async def create_measurement(body: MeasurementCreate, session: SessionDep) -> Me
     await commit_with_events(session, body.lobby_id, body.events)
     await session.refresh(measurement)
     return measurement
+
+
+@router.get("/measurements", response_model=list[MeasurementRead])
+async def list_measurements(
+    session: SessionDep,
+    state: list[MeasurementState] = Query(
+        default_factory=list, description="Only measurements in these states."
+    ),
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[Measurement]:
+    """Measurements, oldest first (the measurement service, after a restart, lists the ones
+    it must look after)."""
+    query = select(Measurement).order_by(col(Measurement.created_at)).limit(limit)
+    if state:
+        query = query.where(col(Measurement.state).in_([s.value for s in state]))
+    return list((await session.exec(query)).all())
 
 
 @router.get("/measurements/{measurement_id}", response_model=MeasurementRead)
