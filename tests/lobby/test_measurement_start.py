@@ -102,3 +102,21 @@ def test_a_lobby_that_is_not_ready_cannot_measure(lobby: httpx.Client, api: http
     refused = lobby.post(f"/v1/lobbies/{room['id']}/measurements", json={"by_device_id": host})
     assert refused.status_code == 409 and "ready and online" in refused.json()["message"]
     assert api.get(f"/v1/lobbies/{room['id']}/measurements").json() == []
+
+
+def test_aborting_the_workflow_ends_the_measurement_under_way(
+    lobby: httpx.Client, api: httpx.Client, measurement_url: str
+) -> None:
+    room, host, mic = ready_room(lobby, api)
+    url = f"/v1/lobbies/{room['id']}"
+    started = lobby.post(f"{url}/measurements", json={"by_device_id": host, "sweep": SHORT})
+    mid = started.json()["events"][1]["payload"]["measurement_id"]
+    aborted = lobby.post(f"{url}/workflow", json={"to": "aborted", "by_device_id": host})
+    assert aborted.status_code == 200, aborted.text
+    assert api.get(f"/v1/measurements/{mid}").json()["state"] == "aborted"
+    with httpx.Client(base_url=measurement_url, headers=AUTH) as measurement:
+        late = measurement.post(
+            f"/v1/measurements/{mid}/recordings",
+            json={"device_id": mic, "format": {"container": "wav"}},
+        )
+    assert late.status_code == 409 and "uploads are closed" in late.text

@@ -115,7 +115,6 @@ async def start_measurement(
 
 @router.post("/{lobby_id}/workflow", response_model=LobbyChanged)
 async def move_workflow(lobby_id: UUID, body: MoveWorkflow, lobbies: LobbiesDep) -> LobbyChanged:
-    """Move the measurement workflow; an illegal transition is a conflict."""
-    return await lobbies.apply(
-        lobby_id, lambda lobby: rules.move_workflow(lobby, body.to, body.by_device_id)
-    )
+    """Move the measurement workflow; an illegal transition is a conflict. Moving to aborted
+    ends the measurement under way (its uploads close; it is not analysed)."""
+    return await lobbies.move_workflow(lobby_id, body.to, body.by_device_id)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from sonalyze.domain import MeasurementState
+from sonalyze.domain import MeasurementState, WorkflowState
 from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.events import event
 from sonalyze.measurement_client import MeasurementClient
@@ -37,6 +37,7 @@ from sonalyze.storage_client import (
 from sonalyze_lobby import rules
 
 Decide = Callable[[LobbyRead], LobbyChange | None]
+_ENDED = (MeasurementState.completed, MeasurementState.failed, MeasurementState.aborted)
 logger = logging.getLogger(__name__)
 
 
@@ -151,6 +152,17 @@ class Lobbies:
         except ServiceError:
             await self._abort(started.measurement_id)
             raise
+
+    async def move_workflow(
+        self, lobby_id: UUID, to: WorkflowState, by: UUID | None
+    ) -> LobbyChanged:
+        """Move the workflow; to aborted, the lobby's measurement under way ends with it."""
+        changed = await self.apply(lobby_id, lambda lobby: rules.move_workflow(lobby, to, by))
+        if to == WorkflowState.aborted and changed.events:
+            for measurement in await self._storage.lobby_measurements(lobby_id):
+                if measurement.state not in _ENDED:
+                    await self._abort(measurement.id)
+        return changed
 
     async def _abort(self, measurement_id: UUID) -> None:
         try:
