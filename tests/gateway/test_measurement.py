@@ -183,3 +183,65 @@ def test_a_measurement_from_start_to_the_rooms_parameters(gateway: str) -> None:
             await phone.close()
 
     asyncio.run(scenario())
+
+
+def wav_bytes(samples: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, 48_000, format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
+
+
+def test_a_phone_has_its_own_upload_analysed_outside_a_room_measurement(gateway: str) -> None:
+    """An impulse response, and a recording of a sweep, each from one phone in a lobby, without
+    roles or a schedule; the lobby's workflow stays where it was."""
+    ir = room(5)
+    spec = design(**SWEEP)
+    played = np.concatenate([np.zeros(int(spec.lead_in * 48_000)), render(spec).signal])
+    heard = np.convolve(played, ir)
+    heard = 0.4 * heard / np.max(np.abs(heard)) + np.random.default_rng(1).normal(
+        0, 1e-4, heard.size
+    )
+    uploads = {
+        "impulse_response": wav_bytes(0.5 * ir / np.max(np.abs(ir))),
+        "sweep_recording": wav_bytes(heard),
+    }
+
+    async def scenario() -> None:
+        phone = await Phone.connect(gateway)
+        await phone.ok("lobby.create", {})
+        for kind, data in uploads.items():
+            waiting = await phone.ok("analysis.request", {"kind": kind, "sweep": SWEEP})
+            assert (waiting["analysis_id"], waiting["state"]) == (None, "queued")
+            mid = waiting["measurement_id"]
+            await phone.ok(
+                "measurement.upload", {"measurement_id": mid, "format": {"container": "wav"}}
+            )
+            parts = [data[i : i + 60_000] for i in range(0, len(data), 60_000)]
+            for index, part in enumerate(parts):
+                final = index == len(parts) - 1
+                await phone.send_raw(upload_frames.encode(UUID(mid), index, part, final=final))
+
+            def result_of(mid: str = mid) -> dict[str, Any] | None:
+                return next(
+                    (e["payload"] for e in phone.events
+                     if e["type"] == "analysis.result" and e["payload"]["measurement_id"] == mid),
+                    None,
+                )  # fmt: skip
+
+            await phone.wait_until(lambda: result_of() is not None, within_s=60)
+            result = result_of()
+            assert result is not None
+            assert result["error"] is None, result
+            t30 = np.array(
+                result["result"]["microphones"][phone.device_id]["parameters"]["T30"], float
+            )
+            clean = room_parameters(ir, 48_000, BANDS)["T30"]
+            tolerance = 0.01 if kind == "impulse_response" else 0.05
+            np.testing.assert_allclose(t30[2:6], clean[2:6], rtol=tolerance, err_msg=kind)
+        assert not [e for e in phone.events if e["type"] == "workflow.changed"]
+        for bad in ({}, {"kind": "impulse_response", "measurement_id": str(UUID(int=1))}):
+            refused = await phone.command("analysis.request", bad)
+            assert refused["payload"]["code"] == "bad_request", bad
+        await phone.close()
+
+    asyncio.run(scenario())

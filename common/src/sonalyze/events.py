@@ -135,7 +135,7 @@ EVENTS: dict[str, type[BaseModel]] = {
 }
 
 
-def event(kind: str, **payload: Any) -> EventIn:
+def event(kind: str, /, **payload: Any) -> EventIn:
     """An event for the log, its payload checked against the model of ``kind``."""
     model = EVENTS[kind].model_validate(payload)
     return EventIn(type=kind, payload=model.model_dump(mode="json", exclude_none=False))

@@ -100,11 +100,29 @@ class SweepSpec(_Model):
 # The measurement service's HTTP API (internal: the lobby and the gateway call it) -------------
 
 
+class MeasurementKind(StrEnum):
+    """What a measurement's recordings are."""
+
+    room = "room"  # the lobby's microphones record the speakers' sweep, on schedule
+    sweep_recording = "sweep_recording"  # one phone uploads a recording of a sweep it had
+    impulse_response = "impulse_response"  # one phone uploads an impulse response
+
+
 class StartMeasurement(_Model):
     lobby_id: UUID
     sweep: dict[str, Any] = Field(
         default_factory=dict, description="Changes to the default sweep (SweepSpec fields)."
     )
+    kind: MeasurementKind = MeasurementKind.room
+    device_id: UUID | None = Field(
+        None, description="For a sweep recording or an impulse response: the phone uploading it."
+    )
+
+    @model_validator(mode="after")
+    def _one_phone_uploads_outside_a_room_measurement(self) -> Self:
+        if (self.kind == MeasurementKind.room) != (self.device_id is None):
+            raise ValueError("device_id is given for, and only for, an upload outside a room")
+        return self
 
 
 class MeasurementStarted(_Model):
@@ -112,6 +130,7 @@ class MeasurementStarted(_Model):
 
     measurement_id: UUID
     lobby_id: UUID
+    kind: MeasurementKind = MeasurementKind.room
     sweep: SweepSpec
     sweep_path: str = Field(description="Path of the sweep WAV on the gateway.")
     start_at_ms: int = Field(description="Server time (ms since the epoch) the recording starts.")

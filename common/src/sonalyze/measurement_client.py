@@ -12,6 +12,7 @@ from uuid import UUID
 from sonalyze.measurement_api import (
     BeginUpload,
     ChunkAck,
+    MeasurementKind,
     MeasurementStarted,
     MeasurementStatus,
     RecordingFormat,
@@ -30,8 +31,14 @@ class MeasurementClient(ServiceClient):
     async def __aenter__(self) -> MeasurementClient:
         return self
 
-    async def start(self, lobby_id: UUID, sweep: dict[str, Any]) -> MeasurementStarted:
-        body = StartMeasurement(lobby_id=lobby_id, sweep=sweep)
+    async def start(
+        self,
+        lobby_id: UUID,
+        sweep: dict[str, Any],
+        kind: MeasurementKind = MeasurementKind.room,
+        device_id: UUID | None = None,
+    ) -> MeasurementStarted:
+        body = StartMeasurement(lobby_id=lobby_id, sweep=sweep, kind=kind, device_id=device_id)
         return MeasurementStarted.model_validate_json(
             await self._send("POST", "/v1/measurements", body)
         )

@@ -14,7 +14,14 @@ from enum import IntEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from sonalyze.domain import JobState, ParticipantStatus, Presence, Role, WorkflowState
 from sonalyze.errors import ErrorCode, ServiceError
@@ -121,9 +128,21 @@ class MeasurementStatusRequest(_Payload):
 
 
 class AnalysisRequest(_Payload):
-    """Analyse a measurement now with what has arrived, or get its analysis if it has one."""
+    """Analyse a measurement now with what has arrived, or get its analysis if it has one;
+    or, with ``kind`` instead, analyse what this phone will upload: a recording of a sweep
+    (``sweep`` says which) or an impulse response, outside a room measurement."""
 
-    measurement_id: UUID
+    measurement_id: UUID | None = None
+    kind: Literal["sweep_recording", "impulse_response"] | None = None
+    sweep: dict[str, Any] = Field(
+        default_factory=dict, description="With kind sweep_recording: changes to the default."
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> AnalysisRequest:
+        if (self.measurement_id is None) == (self.kind is None):
+            raise ValueError("give measurement_id, or kind for an upload to analyse")
+        return self
 
 
 COMMANDS: dict[str, type[_Payload]] = {
@@ -235,9 +254,11 @@ class LobbyState(_Payload):
 
 
 class AnalysisState(_Payload):
-    """The ack of analysis.request: the analysis as it stands (the result once it succeeded)."""
+    """The ack of analysis.request: the analysis as it stands (the result once it succeeded);
+    for an upload to analyse, the measurement to upload to (measurement.upload, then binary
+    frames), the analysis not begun yet."""
 
-    analysis_id: UUID
+    analysis_id: UUID | None
     measurement_id: UUID
     state: JobState
     progress: float

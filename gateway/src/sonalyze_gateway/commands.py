@@ -15,9 +15,9 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from sonalyze import protocol
-from sonalyze.domain import MeasurementState
+from sonalyze.domain import JobState, MeasurementState
 from sonalyze.errors import ErrorCode, ServiceError
-from sonalyze.measurement_api import MeasurementStarted
+from sonalyze.measurement_api import MeasurementKind, MeasurementStarted
 from sonalyze.storage_api import LobbyChanged, LobbyRead
 from sonalyze.storage_client import StorageNotFound, StorageUnavailable
 from sonalyze_gateway.outbox import Outgoing
@@ -188,7 +188,22 @@ class Commands:
 
     async def _analysis_request(self, body: protocol.AnalysisRequest) -> tuple[BaseModel, None]:
         """The analysis of a measurement of this lobby: anyone may ask for one that has begun;
-        only the host may start one early, and not before the recording's time is over."""
+        only the host may start one early, and not before the recording's time is over. With
+        ``kind``: a measurement for this phone's own upload, analysed once it is in."""
+        if body.measurement_id is None:
+            assert body.kind is not None  # the payload's validator makes it one or the other
+            started = await self.gw.measurements.start(
+                self._lobby(), body.sweep, MeasurementKind(body.kind), self.device_id
+            )
+            waiting = protocol.AnalysisState(
+                analysis_id=None,
+                measurement_id=started.measurement_id,
+                state=JobState.queued,
+                progress=0.0,
+                result=None,
+                error=None,
+            )
+            return waiting, None
         measurement = await self._own_measurement(body.measurement_id)
         status = await self.gw.measurements.status(body.measurement_id)
         if status.state in (MeasurementState.scheduled, MeasurementState.recording):

@@ -32,11 +32,12 @@ from sonalyze.acoustics import (
 )
 from sonalyze.acoustics.analysis import BAND_PARAMETERS
 from sonalyze.acoustics.signals import Signal
-from sonalyze.measurement_api import RecordingFormat, SweepSpec
+from sonalyze.measurement_api import MeasurementKind, RecordingFormat, SweepSpec
 from sonalyze_measurement.audio import prepare
 from sonalyze_measurement.sweeps import render
 
 BANDS = OCTAVES[2:9]  # 125 Hz to 8 kHz
+BAND_LOW_HZ = 50.0  # the frequency response's first point
 NON_LINEAR_DB = -20.0
 _HARMONICS = 5
 # Lag of the linear response's peak in the recording cut for the harmonics, s.
@@ -72,13 +73,18 @@ def analyse_recording(recording: Signal, spec: SweepSpec) -> dict[str, Any]:
     full = deconvolve(recording, sweep, spec.sample_rate)
     peak = int(np.argmax(full**2))
     ir = full[max(0, peak - round(sweep.rate * math.log(2) / 2 * sweep.fs)) :]
-    result = room_parameters(ir, spec.sample_rate, BANDS)
-    freqs, level = frequency_response(ir, spec.sample_rate, fraction=3, f_min=spec.f1)
+    return analyse_response(ir, spec.sample_rate, _harmonic_level(recording, sweep, ir, peak))
+
+
+def analyse_response(ir: Signal, fs: int, distortion: float | None = None) -> dict[str, Any]:
+    """An impulse response's parameters per band, frequency response and flags (with the
+    sweep's harmonic level when it came from one)."""
+    result = room_parameters(ir, fs, BANDS)
+    freqs, level = frequency_response(ir, fs, fraction=3, f_min=BAND_LOW_HZ)
     flags = []
     if any(reason is not None for reason in result.reasons["T30"]):
         flags.append("psnr_low_for_t30")
-    distortion = _harmonic_level(recording, sweep, ir, peak)
-    if distortion > NON_LINEAR_DB:
+    if distortion is not None and distortion > NON_LINEAR_DB:
         flags.append("non_linear")
     return {
         "parameters": {key: _json(result.by_band[key]) for key in (*BAND_PARAMETERS, "INR")},
@@ -86,7 +92,7 @@ def analyse_recording(recording: Signal, spec: SweepSpec) -> dict[str, Any]:
         "correlation": {key: _json(value) for key, value in result.correlation.items()},
         "drr": _value(result.drr),
         "psnr": _value(result.psnr),
-        "harmonic_level_db": _value(distortion),
+        "harmonic_level_db": None if distortion is None else _value(distortion),
         "frequency_response": {"frequencies": _json(freqs), "level_db": _json(level)},
         "flags": flags,
     }
@@ -116,11 +122,16 @@ def spatial_average(microphones: Mapping[str, Mapping[str, Any]]) -> dict[str, A
     return average
 
 
-def analyse_upload(data: bytes, declared: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-    """:func:`analyse_recording` of an uploaded recording as stored: decoded, checked and
-    resampled first. Plain arguments, so that it runs in a worker process."""
+def analyse_upload(
+    data: bytes, declared: dict[str, Any], spec: dict[str, Any], kind: str = "room"
+) -> dict[str, Any]:
+    """:func:`analyse_recording` of an uploaded sweep recording as stored (decoded, checked and
+    resampled first), or :func:`analyse_response` of an uploaded impulse response. Plain
+    arguments, so that it runs in a worker process."""
     sweep = SweepSpec.model_validate(spec)
     samples = prepare(data, RecordingFormat.model_validate(declared), sweep.sample_rate, 0.0)
+    if kind == MeasurementKind.impulse_response:
+        return analyse_response(samples, sweep.sample_rate)
     return analyse_recording(samples, sweep)
 
 

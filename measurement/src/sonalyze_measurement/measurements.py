@@ -28,6 +28,7 @@ from sonalyze.measurement_api import (
     BeginUpload,
     ChunkAck,
     Container,
+    MeasurementKind,
     MeasurementStarted,
     MeasurementStatus,
     RecordingFormat,
@@ -62,6 +63,10 @@ logger = logging.getLogger(__name__)
 MIN_TAIL_S = 0.5
 # ... and runs at most this much longer than scheduled (a phone that starts early, stops late).
 MAX_EXTRA_S = 10.0
+# A recording or response uploaded outside a room measurement: at most this long; a response
+# at least long enough for the broadband decay analysis.
+MAX_UPLOADED_S = 120.0
+MIN_RESPONSE_S = 0.3
 _CONTENT_TYPES = {
     Container.wav: "audio/wav",
     Container.flac: "audio/flac",
@@ -127,10 +132,15 @@ class Measurements:
             )
             raise ServiceError(ErrorCode.bad_request, f"sweep: {problems}") from None
         lobby = await _storage(self._storage.get_lobby(body.lobby_id), "lobby")
-        microphones = [p.device_id for p in lobby.participants if p.role == Role.microphone]
-        speakers = [p.device_id for p in lobby.participants if p.role == Role.speaker]
-        start_at_ms = round((self._clock() + self._start_delay_s) * 1000)
+        if body.device_id is None:  # a room measurement: the lobby's roles, on schedule
+            microphones = [p.device_id for p in lobby.participants if p.role == Role.microphone]
+            speakers = [p.device_id for p in lobby.participants if p.role == Role.speaker]
+            start_at_ms = round((self._clock() + self._start_delay_s) * 1000)
+        else:  # one phone uploads what it has, now
+            microphones, speakers = [body.device_id], []
+            start_at_ms = round(self._clock() * 1000)
         spec_record = {
+            "kind": body.kind.value,
             "sweep": spec.model_dump(mode="json"),
             "start_at_ms": start_at_ms,
             "microphones": [str(d) for d in microphones],
@@ -333,17 +343,21 @@ class Measurements:
 
     async def _check(self, measurement: MeasurementRead, recording: RecordingRead) -> RecordingRead:
         """Decode and check a whole recording; mark it, and tell the lobby."""
-        spec = SweepSpec.model_validate(measurement.spec["sweep"])
+        started = _started(measurement)
+        spec = started.sweep
+        shortest, longest = {
+            MeasurementKind.room: (
+                spec.duration + MIN_TAIL_S,
+                spec.recording_seconds + MAX_EXTRA_S,
+            ),
+            MeasurementKind.sweep_recording: (spec.duration + MIN_TAIL_S, MAX_UPLOADED_S),
+            MeasurementKind.impulse_response: (MIN_RESPONSE_S, MAX_UPLOADED_S),
+        }[started.kind]
         data = await _storage(self._storage.read_blob(recording.blob_id), "recording")
         message: str | None
         try:
             await asyncio.to_thread(
-                prepare,
-                data,
-                _format(recording),
-                spec.sample_rate,
-                spec.duration + MIN_TAIL_S,
-                spec.recording_seconds + MAX_EXTRA_S,
+                prepare, data, _format(recording), spec.sample_rate, shortest, longest
             )
         except RecordingError as error:
             state, message = RecordingState.invalid, f"{error.reason}: {error}"
@@ -399,6 +413,7 @@ def _started(row: MeasurementRead) -> MeasurementStarted:
     return MeasurementStarted(
         measurement_id=row.id,
         lobby_id=row.lobby_id,
+        kind=MeasurementKind(row.spec.get("kind", MeasurementKind.room)),
         sweep=sweep,
         sweep_path=f"/v1/measurements/{row.id}/sweep.wav",
         start_at_ms=row.spec["start_at_ms"],

@@ -26,6 +26,7 @@ from sonalyze.domain import JobState, MeasurementState, RecordingState, Workflow
 from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.events import event
 from sonalyze.lobby_client import LobbyClient
+from sonalyze.measurement_api import MeasurementKind
 from sonalyze.storage_api import (
     AnalysisCreate,
     AnalysisRead,
@@ -78,9 +79,12 @@ class AnalysisRuns:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)
 
-    async def _follow(self, lobby_id: UUID, *states: WorkflowState) -> None:
-        """Move the lobby's workflow along with the measurement; the lobby may have moved on
-        (aborted, say), so a refusal is noted, not raised."""
+    async def _follow(self, measurement: MeasurementRead, *states: WorkflowState) -> None:
+        """Move the lobby's workflow along with a room measurement; the lobby may have moved
+        on (aborted, say), so a refusal is noted, not raised."""
+        if _kind(measurement) != MeasurementKind.room:
+            return  # one phone's upload: the lobby's workflow is not its business
+        lobby_id = measurement.lobby_id
         for state in states:
             try:
                 await self._lobbies.move_workflow(lobby_id, state)
@@ -213,7 +217,7 @@ class AnalysisRuns:
         )
         run = self._run(measurement, analysis, recordings)
         self._track(asyncio.create_task(run, name=f"run-{measurement_id}"))
-        await self._follow(measurement.lobby_id, WorkflowState.uploading, WorkflowState.analyzing)
+        await self._follow(measurement, WorkflowState.uploading, WorkflowState.analyzing)
         return analysis
 
     async def _claimed(self, measurement_id: UUID) -> AnalysisRead:
@@ -285,7 +289,7 @@ class AnalysisRuns:
             analysing = time.monotonic()
             try:
                 microphones[device] = await self._in_worker(
-                    data, recording.format, measurement.spec["sweep"]
+                    data, recording.format, measurement.spec["sweep"], _kind(measurement)
                 )
             except ValueError as error:  # this recording only (e.g. too short for a band)
                 unusable[device] = f"analysis: {error}"
@@ -307,18 +311,22 @@ class AnalysisRuns:
         }
 
     async def _in_worker(
-        self, data: bytes, declared: dict[str, Any], spec: dict[str, Any]
+        self, data: bytes, declared: dict[str, Any], spec: dict[str, Any], kind: str = "room"
     ) -> dict[str, Any]:
         """:func:`analyse_upload` in a worker process; a pool whose worker died (out of
         memory, say) is replaced, and the recording tried once more in the new one."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, analyse_upload, data, declared, spec)
+            return await loop.run_in_executor(
+                self._executor, analyse_upload, data, declared, spec, kind
+            )
         except BrokenProcessPool:
             logger.warning("an analysis worker died; starting a new pool")
             broken, self._executor = self._executor, self._executors()
             broken.shutdown(wait=False, cancel_futures=True)
-            return await loop.run_in_executor(self._executor, analyse_upload, data, declared, spec)
+            return await loop.run_in_executor(
+                self._executor, analyse_upload, data, declared, spec, kind
+            )
 
     async def _finish(
         self,
@@ -353,7 +361,11 @@ class AnalysisRuns:
                 events=[news],
             )
             await self._storage.update_analysis(analysis.id, update)
-        await self._follow(measurement.lobby_id, WorkflowState.idle)
+        await self._follow(measurement, WorkflowState.idle)
+
+
+def _kind(measurement: MeasurementRead) -> str:
+    return str(measurement.spec.get("kind", MeasurementKind.room))
 
 
 def _progress(analysis_id: UUID, measurement_id: UUID, done: int, total: int) -> Any:
