@@ -182,3 +182,21 @@ def test_bad_upload_requests_are_refused_and_change_nothing(
         assert response.status_code == code, response.text
         assert words in response.text
     assert snapshot() == before
+
+
+def test_chunks_that_contradict_the_final_one_are_refused_and_change_nothing(
+    measurement: httpx.Client, api: httpx.Client, snapshot
+) -> None:
+    """The order rules: nothing beyond the final chunk, and one final chunk only."""
+    room, mics, _ = room_with_roles(api)
+    mid = started(measurement, room)["measurement_id"]
+    begin(measurement, mid, mics[0])
+    put(measurement, mid, mics[0], 2, b"the last", final=True)
+    before = snapshot()
+    beyond = put(measurement, mid, mics[0], 3, b"after the last")
+    assert beyond.status_code == 409 and "beyond the final chunk 2" in beyond.json()["message"]
+    other = put(measurement, mid, mics[0], 1, b"another last", final=True)
+    assert other.status_code == 409 and "already 2" in other.json()["message"]
+    assert snapshot() == before
+    status = measurement.get(f"/v1/measurements/{mid}/status").json()["recordings"][0]
+    assert (status["state"], status["missing"]) == ("uploading", [0, 1]), "nothing visible yet"
