@@ -147,7 +147,6 @@ def build(request: SimulationRequest, how: Plan) -> Any:
         "fs": request.sample_rate,
         "max_order": how.order,
         "air_absorption": request.method.air_absorption,
-        "ray_tracing": how.ray_tracing,
     }
     room_spec = request.room
     if isinstance(room_spec, Shoebox):
@@ -160,15 +159,12 @@ def build(request: SimulationRequest, how: Plan) -> Any:
         if signed_area(room_spec.floor) < 0:  # pyroomacoustics wants them anticlockwise
             n = len(walls)  # reversed, edge j runs along the original edge n - 2 - j
             corners, walls = corners[:, ::-1], [walls[(n - 2 - j) % n] for j in range(n)]
-        ray_tracing = options.pop("ray_tracing")
         room = pra.Room.from_corners(corners, materials=walls, **options)
         room.extrude(
             room_spec.height,
             materials={f: _pra_material(request.material(f)) for f in ("floor", "ceiling")},
         )
-        if ray_tracing:
-            room.set_ray_tracing()
-    if how.ray_tracing and isinstance(room_spec, Shoebox):
+    if how.ray_tracing:
         room.set_ray_tracing()
     for source in request.sources:
         room.add_source(list(source))
