@@ -11,6 +11,7 @@ from fastapi import FastAPI, WebSocket
 from starlette.types import Receive, Scope, Send
 
 from sonalyze import upload_frames
+from sonalyze.errors import install_error_handler
 from sonalyze.health import ReadinessCheck
 from sonalyze.lobby_client import LobbyClient
 from sonalyze.measurement_client import MeasurementClient
@@ -59,6 +60,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         readiness=[ReadinessCheck("events", events_ready)],
     )
     app.state.ws_metrics = WsMetrics(app.state.registry)
+    install_error_handler(app)
     app.include_router(sweeps.router)
     return app
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
-from sonalyze.errors import HTTP_STATUS, ErrorCode, ServiceError
+from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.storage_client import StorageError
 from sonalyze_gateway import tokens
 from sonalyze_gateway.gateway import Gateway
@@ -32,19 +31,15 @@ router = APIRouter(tags=["measurements"])
 async def sweep_wav(measurement_id: UUID, request: Request) -> Response:
     """The measurement's sweep as a 24-bit WAV file."""
     gateway: Gateway = request.app.state.gateway
+    device_id = _device(request, gateway)
+    measurement = await gateway.measurements.get(measurement_id)
     try:
-        device_id = _device(request, gateway)
-        measurement = await gateway.measurements.get(measurement_id)
         lobby = await gateway.storage.get_lobby(measurement.lobby_id)
-        if all(p.device_id != device_id for p in lobby.participants):
-            raise ServiceError(ErrorCode.forbidden, "this device is not in that lobby")
-        wav = await gateway.measurements.sweep_wav(measurement_id)
-    except ServiceError as error:
-        body = {"code": error.code.value, "message": error.message}
-        return JSONResponse(body, status_code=HTTP_STATUS[error.code])
     except StorageError:
-        body = {"code": "unavailable", "message": "storage is unavailable; retry"}
-        return JSONResponse(body, status_code=503)
+        raise ServiceError(ErrorCode.unavailable, "storage is unavailable; retry") from None
+    if all(p.device_id != device_id for p in lobby.participants):
+        raise ServiceError(ErrorCode.forbidden, "this device is not in that lobby")
+    wav = await gateway.measurements.sweep_wav(measurement_id)
     return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
 
 

@@ -17,7 +17,7 @@ Results are JSON-ready: NaN becomes ``null`` and the reasons say why.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from sonalyze.acoustics import (
     harmonic_responses,
     room_parameters,
 )
-from sonalyze.acoustics.analysis import BAND_PARAMETERS
+from sonalyze.acoustics.analysis import BAND_PARAMETERS, json_number, json_numbers
 from sonalyze.acoustics.signals import Signal
 from sonalyze.measurement_api import MeasurementKind, RecordingFormat, SweepSpec
 from sonalyze_measurement.audio import prepare
@@ -42,14 +42,6 @@ NON_LINEAR_DB = -20.0
 _HARMONICS = 5
 # Lag of the linear response's peak in the recording cut for the harmonics, s.
 _MARGIN = 0.002
-
-
-def _json(values: Sequence[float] | Signal) -> list[float | None]:
-    return [float(v) if math.isfinite(v) else None for v in np.asarray(values, dtype=float)]
-
-
-def _value(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
 
 
 def _harmonic_level(recording: Signal, sweep: Sweep, linear: Signal, peak: int) -> float:
@@ -87,13 +79,9 @@ def analyse_response(ir: Signal, fs: int, distortion: float | None = None) -> di
     if distortion is not None and distortion > NON_LINEAR_DB:
         flags.append("non_linear")
     return {
-        "parameters": {key: _json(result.by_band[key]) for key in (*BAND_PARAMETERS, "INR")},
-        "reasons": {key: list(result.reasons[key]) for key in BAND_PARAMETERS},
-        "correlation": {key: _json(value) for key, value in result.correlation.items()},
-        "drr": _value(result.drr),
-        "psnr": _value(result.psnr),
-        "harmonic_level_db": None if distortion is None else _value(distortion),
-        "frequency_response": {"frequencies": _json(freqs), "level_db": _json(level)},
+        **result.to_json(),
+        "harmonic_level_db": None if distortion is None else json_number(distortion),
+        "frequency_response": {"frequencies": json_numbers(freqs), "level_db": json_numbers(level)},
         "flags": flags,
     }
 
@@ -118,7 +106,11 @@ def spatial_average(microphones: Mapping[str, Mapping[str, Any]]) -> dict[str, A
             spread = np.where(present, table - mean, 0.0)
             std = np.sqrt((spread**2).sum(axis=0) / (count - 1))
         std[count < 2] = math.nan
-        average[key] = {"mean": _json(mean), "std": _json(std), "count": count.tolist()}
+        average[key] = {
+            "mean": json_numbers(mean),
+            "std": json_numbers(std),
+            "count": count.tolist(),
+        }
     return average
 
 

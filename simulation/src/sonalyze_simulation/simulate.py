@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from sonalyze.acoustics import band_edges, room_parameters
-from sonalyze.acoustics.analysis import BAND_PARAMETERS
 from sonalyze.simulation_api import OCTAVE_BANDS, SimulationRequest
 from sonalyze_simulation.rooms import build, plan
 
@@ -20,10 +19,6 @@ Progress = Callable[[float, str], None]
 def bands_for(sample_rate: int) -> list[int]:
     """The octave bands (of the materials' 125 Hz-4 kHz) below half the sample rate."""
     return [b for b in OCTAVE_BANDS if band_edges(b, 1)[1] < sample_rate / 2]
-
-
-def _json(values: Any) -> list[float | None]:
-    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=float)]
 
 
 def simulate(
@@ -48,9 +43,7 @@ def simulate(
                     "source": s,
                     "receiver": r,
                     "seconds": ir.size / request.sample_rate,
-                    "parameters": {k: _json(parameters[k]) for k in BAND_PARAMETERS},
-                    "reasons": {k: list(parameters.reasons[k]) for k in BAND_PARAMETERS},
-                    "drr": float(parameters.drr),
+                    **parameters.to_json(),
                 }
             )
         progress(0.6 + 0.4 * (r + 1) / len(room.rir), f"receiver {r + 1} analysed")

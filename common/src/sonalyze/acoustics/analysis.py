@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -28,7 +29,7 @@ from sonalyze.acoustics.decay import DecayError, EnergyDecay, energy_decay, mini
 from sonalyze.acoustics.decay import lundeby_window as _lundeby_window
 from sonalyze.acoustics.filterbank import filter_bands, mid_band
 from sonalyze.acoustics.onset import onset
-from sonalyze.acoustics.signals import Signal, as_signal
+from sonalyze.acoustics.signals import Signal, as_signal, sample_rate
 
 BAND_PARAMETERS = ("EDT", "T20", "T30", "C50", "C80", "D50", "Ts")
 BROADBAND_PARAMETERS = ("DRR", "PSNR")
@@ -103,6 +104,26 @@ class RoomParameters(Mapping[str, "Signal | float"]):
 
     def __len__(self) -> int:
         return len(self.by_band) + len(BROADBAND_PARAMETERS)
+
+    def to_json(self) -> dict[str, Any]:
+        """The values per band (and INR), the reasons, the fits' correlation, DRR and PSNR,
+        ready for JSON: NaN and infinities become ``None`` (the reasons say why)."""
+        return {
+            "parameters": {key: json_numbers(values) for key, values in self.by_band.items()},
+            "reasons": {key: list(self.reasons[key]) for key in BAND_PARAMETERS},
+            "correlation": {key: json_numbers(v) for key, v in self.correlation.items()},
+            "drr": json_number(self.drr),
+            "psnr": json_number(self.psnr),
+        }
+
+
+def json_numbers(values: ArrayLike) -> list[float | None]:
+    """Numbers as a JSON list: ``None`` for NaN and infinities."""
+    return [json_number(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+
+
+def json_number(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
 
 
 def _band_name(nominal: float | None) -> str:
@@ -195,9 +216,7 @@ def room_parameters(
     0.5
     """
     response = as_signal(ir, "the impulse response")
-    if isinstance(fs, bool) or not isinstance(fs, int | np.integer) or fs <= 0:
-        raise ValueError(f"the sample rate must be a positive integer in Hz, not {fs!r}")
-    fs = int(fs)
+    fs = sample_rate(fs)
     if fraction not in (1, 3):
         raise ValueError(f"fraction must be 1 (octaves) or 3 (third octaves), not {fraction!r}")
     if bands is not None and not len(bands):

@@ -20,7 +20,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import fft
 
-from sonalyze.acoustics.signals import CLIPPED_RUN, Signal, as_signal, clipped, resample
+from sonalyze.acoustics.signals import (
+    CLIPPED_RUN,
+    Signal,
+    as_signal,
+    clipped,
+    resample,
+    sample_rate,
+)
 from sonalyze.acoustics.sweep import Sweep
 
 # Regularisation relative to the sweep's peak power: inside and outside its band.
@@ -67,18 +74,17 @@ def _band_window(freqs: Signal, low: float, high: float) -> Signal:
 def _prepare(
     recording: ArrayLike, sweep: Sweep | ArrayLike, fs: int, f_range: tuple[float, float] | None
 ) -> tuple[Signal, Signal, int, tuple[float, float]]:
-    if not isinstance(fs, int | np.integer) or fs <= 0:
-        raise ValueError(f"fs must be a positive integer sample rate, not {fs!r}")
+    fs = sample_rate(fs)
     rec = as_signal(recording, "recording")
     _check_not_clipped(rec)
     if isinstance(sweep, Sweep):
         played, rate = sweep.signal, sweep.fs
         default = (sweep.f1, sweep.f2)
     else:
-        played, rate = as_signal(sweep, "sweep"), int(fs)
+        played, rate = as_signal(sweep, "sweep"), fs
         default = (20.0, rate / 2)
     if rate != fs:
-        rec = resample(rec, int(fs), rate)
+        rec = resample(rec, fs, rate)
     low, high = f_range if f_range is not None else default
     if not 0 < low < high <= rate / 2:
         raise ValueError(f"f_range must satisfy 0 < low < high <= fs / 2, got ({low}, {high})")

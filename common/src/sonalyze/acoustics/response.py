@@ -46,7 +46,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import fft
 
-from sonalyze.acoustics.signals import Signal, as_signal
+from sonalyze.acoustics.signals import Signal, as_signal, sample_rate
 
 MIN_BINS = 16  # the narrowest window spans at least this many bins, up to MAX_LENGTH points
 OVERSAMPLING = 4  # transform points per sample of the response, at least
@@ -93,9 +93,7 @@ def frequency_response(
     response = as_signal(ir, "the impulse response")
     if not np.any(response):
         raise ValueError("the impulse response is all zeros")
-    if not _positive_int(fs):
-        raise ValueError(f"the sample rate must be a positive integer in Hz, not {fs!r}")
-    fs = int(fs)
+    fs = sample_rate(fs)
     bands = _real(fraction)
     if not 0 < bands < math.inf:
         raise ValueError(f"fraction must be a positive number (3 for thirds), not {fraction!r}")

@@ -26,6 +26,13 @@ def as_signal(values: ArrayLike, name: str) -> Signal:
     return array
 
 
+def sample_rate(fs: object) -> int:
+    """``fs`` as an int, or a ``ValueError``: a sample rate is a positive integer in Hz."""
+    if isinstance(fs, bool) or not isinstance(fs, int | np.integer) or fs <= 0:
+        raise ValueError(f"the sample rate must be a positive integer in Hz, not {fs!r}")
+    return int(fs)
+
+
 def clipped(samples: Signal) -> bool:
     """Whether ``CLIPPED_RUN`` or more consecutive samples sit at the peak magnitude: the flat
     top that clipping (or a limiter) leaves, at full scale or below it."""
