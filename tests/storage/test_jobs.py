@@ -241,6 +241,23 @@ def test_job_lifecycle_queued_running_succeeded(api: httpx.Client) -> None:
     assert [e["type"] for e in log] == ["simulation.progress"]
 
 
+def test_attempts_are_counted_and_the_first_start_and_the_end_noted(api: httpx.Client) -> None:
+    created = job(api).json()
+    url = f"/v1/simulation-jobs/{created['id']}"
+    assert (created["attempts"], created["started_at"], created["finished_at"]) == (0, None, None)
+    first = api.patch(url, json={"expected_version": 1, "state": "running", "new_attempt": True})
+    assert first.json()["attempts"] == 1 and first.json()["started_at"] is not None
+    progress = api.patch(url, json={"expected_version": 2, "state": "running", "progress": 0.5})
+    assert progress.json()["attempts"] == 1, "a progress report is not an attempt"
+    requeued = api.patch(url, json={"expected_version": 3, "state": "queued", "error": "crashed"})
+    assert requeued.json()["finished_at"] is None
+    second = api.patch(url, json={"expected_version": 4, "state": "running", "new_attempt": True})
+    assert second.json()["attempts"] == 2
+    assert second.json()["started_at"] == first.json()["started_at"], "the first start stays"
+    done = api.patch(url, json={"expected_version": 5, "state": "succeeded", "result": {}})
+    assert done.json()["finished_at"] >= done.json()["started_at"]
+
+
 def test_cancelled_job_is_final(api: httpx.Client, snapshot) -> None:
     url = f"/v1/simulation-jobs/{job(api).json()['id']}"
     assert api.patch(url, json={"expected_version": 1, "state": "cancelled"}).status_code == 200

@@ -78,4 +78,4 @@ def test_alembic_cli_upgrade_head_from_the_storage_folder(empty_database: str, r
         )
         assert result.returncode == 0, result.stderr
     with psycopg.connect(libpq(empty_database)) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0003",)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)

@@ -305,6 +305,14 @@ class SimulationJobCreate(_In):
     events: list[EventIn] = Field(default_factory=list, max_length=100)
 
 
+class SimulationJobUpdate(JobUpdate):
+    """A state change of a simulation job; a worker beginning its run says ``new_attempt``."""
+
+    new_attempt: bool = Field(
+        False, description="A worker begins an attempt: count it (and note the first start)."
+    )
+
+
 class SimulationJobRead(_Out):
     id: UUID
     client_request_id: str
@@ -314,6 +322,9 @@ class SimulationJobRead(_Out):
     spec: dict[str, Any]
     result: dict[str, Any] | None
     error: str | None
+    attempts: int = Field(description="How many times a worker began running it.")
+    started_at: datetime | None = Field(description="When a worker first began running it.")
+    finished_at: datetime | None = Field(description="When it reached its final state.")
     version: int
     created_at: datetime
     updated_at: datetime

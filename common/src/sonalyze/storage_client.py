@@ -43,6 +43,7 @@ from sonalyze.storage_api import (
     RecordingUpdate,
     SimulationJobCreate,
     SimulationJobRead,
+    SimulationJobUpdate,
 )
 
 M = TypeVar("M")
@@ -337,5 +338,7 @@ class StorageClient:
             "GET", "/v1/simulation-jobs", list[SimulationJobRead], params=params
         )
 
-    async def update_simulation_job(self, job_id: UUID, body: JobUpdate) -> SimulationJobRead:
+    async def update_simulation_job(
+        self, job_id: UUID, body: SimulationJobUpdate
+    ) -> SimulationJobRead:
         return await self._call("PATCH", f"/v1/simulation-jobs/{job_id}", SimulationJobRead, body)

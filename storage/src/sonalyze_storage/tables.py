@@ -206,6 +206,15 @@ class SimulationJob(SQLModel, table=True):
     spec: dict[str, Any] = Field(sa_column=_json())
     result: dict[str, Any] | None = Field(default=None, sa_column=_json(nullable=True))
     error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    attempts: int = Field(
+        default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0")
+    )
+    started_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True))
+    )
+    finished_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True))
+    )
     version: int = Field(default=1)
     created_at: datetime = Field(sa_column=_now())
     updated_at: datetime = Field(sa_column=_now())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -16,6 +17,7 @@ from sonalyze.storage_api import (
     JobUpdate,
     SimulationJobCreate,
     SimulationJobRead,
+    SimulationJobUpdate,
 )
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.event_log import commit_with_events
@@ -160,17 +162,19 @@ async def get_simulation_job(job_id: UUID, session: SessionDep) -> SimulationJob
 
 @router.patch("/simulation-jobs/{job_id}", response_model=SimulationJobRead)
 async def update_simulation_job(
-    job_id: UUID, body: JobUpdate, session: SessionDep
+    job_id: UUID, body: SimulationJobUpdate, session: SessionDep
 ) -> SimulationJob:
-    """Report progress or an outcome (409 once the job has ended)."""
+    """Report progress or an outcome (409 once the job has ended); a worker beginning a run
+    says ``new_attempt``, which counts it and notes the first start."""
+    values = _job_values(body)
+    if body.new_attempt:
+        values["attempts"] = col(SimulationJob.attempts) + 1
+        values["started_at"] = sa.func.coalesce(col(SimulationJob.started_at), sa.func.now())
+    if body.state in FINAL_STATES:
+        values["finished_at"] = sa.func.now()
     row = await update_versioned(
-        session,
-        SimulationJob,
-        job_id,
-        body.expected_version,
-        _job_values(body),
-        "simulation job",
+        session, SimulationJob, job_id, body.expected_version, values, "simulation job",
         FINAL_STATES,
-    )
+    )  # fmt: skip
     await _commit(session, row.lobby_id, body)
     return row
