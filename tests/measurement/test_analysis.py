@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sonalyze.acoustics import filter_bands, room_parameters
-from sonalyze_measurement.analysis import BANDS, analyse_recording, spatial_average
+from sonalyze_measurement.analysis import BANDS, analyse_recording
 from sonalyze_measurement.sweeps import design, render
 
 SPEC = design(duration=3.0, lead_in=0.5, tail=2.0)
@@ -80,32 +80,3 @@ def test_a_noisy_room_is_flagged_and_its_t30_left_out_with_the_reason() -> None:
     missing = [i for i, v in enumerate(result["parameters"]["T30"]) if v is None]
     assert missing
     assert all("T30 needs 45 dB" in result["reasons"]["T30"][i] for i in missing)
-
-
-def mic(t30: list[float | None]) -> dict[str, object]:
-    nothing = [None] * len(BANDS)
-    parameters = {key: list(nothing) for key in ("EDT", "T20", "C50", "C80", "D50", "Ts")}
-    return {"parameters": {**parameters, "T30": t30}}
-
-
-def test_the_spatial_average_is_mean_spread_and_count_per_band() -> None:
-    values = [
-        [1.0, 0.8, None, 0.5, 0.4, 0.3, 0.2],
-        [1.2, 0.8, None, None, 0.4, 0.3, 0.2],
-        [1.1, 0.8, 0.7, None, 0.4, 0.3, 0.2],
-    ]
-    average = spatial_average({f"mic{i}": mic(row) for i, row in enumerate(values)})["T30"]
-    assert average["count"] == [3, 3, 1, 1, 3, 3, 3]
-    assert average["mean"][0] == pytest.approx(1.1)
-    assert average["std"][0] == pytest.approx(0.1)  # ddof 1
-    assert average["mean"][2] == pytest.approx(0.7)
-    assert average["std"][2] is None  # one value has no spread
-    assert average["std"][1] == pytest.approx(0.0)
-    assert spatial_average({"mic": mic([None] * 7)})["T30"]["mean"] == [None] * 7
-
-
-def test_no_microphones_average_to_nothing() -> None:
-    average = spatial_average({})["T30"]
-    assert average["count"] == [0] * len(BANDS)
-    assert all(v is None for v in average["mean"])
-    assert average["std"] == [None] * len(BANDS)

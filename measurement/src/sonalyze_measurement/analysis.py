@@ -9,15 +9,13 @@ Each microphone's recording (already checked and at the sweep's rate, see
 - ``non_linear``: the speaker's harmonic distortion reaches within 20 dB of the linear response
   (the products are separated from the response, but the loudspeaker works outside its range).
 
-The spatial average is the mean over the microphones that have a value in a band, with the
-standard deviation (ddof 1) and the count beside it, as ISO 3382-2 reports positions averaged.
+The run averages the microphones with :func:`sonalyze.acoustics.spatial_average`.
 Results are JSON-ready: NaN becomes ``null`` and the reasons say why.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -30,7 +28,7 @@ from sonalyze.acoustics import (
     harmonic_responses,
     room_parameters,
 )
-from sonalyze.acoustics.analysis import BAND_PARAMETERS, json_number, json_numbers
+from sonalyze.acoustics.analysis import json_number, json_numbers
 from sonalyze.acoustics.signals import Signal
 from sonalyze.measurement_api import MeasurementKind, RecordingFormat, SweepSpec
 from sonalyze_measurement.audio import prepare
@@ -84,34 +82,6 @@ def analyse_response(ir: Signal, fs: int, distortion: float | None = None) -> di
         "frequency_response": {"frequencies": json_numbers(freqs), "level_db": json_numbers(level)},
         "flags": flags,
     }
-
-
-def spatial_average(microphones: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Per parameter and band: mean, standard deviation (ddof 1) and count over the
-    microphones that have a value."""
-    average: dict[str, Any] = {}
-    for key in BAND_PARAMETERS:
-        table = np.array(
-            [
-                [math.nan if v is None else v for v in mic["parameters"][key]]
-                for mic in microphones.values()
-            ],
-            dtype=float,
-        ).reshape(len(microphones), len(BANDS))
-        present = np.isfinite(table)
-        count = present.sum(axis=0)
-        values = np.where(present, table, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = values.sum(axis=0) / count
-            spread = np.where(present, table - mean, 0.0)
-            std = np.sqrt((spread**2).sum(axis=0) / (count - 1))
-        std[count < 2] = math.nan
-        average[key] = {
-            "mean": json_numbers(mean),
-            "std": json_numbers(std),
-            "count": count.tolist(),
-        }
-    return average
 
 
 def analyse_upload(

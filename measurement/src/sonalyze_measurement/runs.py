@@ -22,6 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 from uuid import UUID
 
+from sonalyze.acoustics import spatial_average
 from sonalyze.domain import JobState, MeasurementState, RecordingState, WorkflowState
 from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.events import event
@@ -36,7 +37,7 @@ from sonalyze.storage_api import (
     RecordingRead,
 )
 from sonalyze.storage_client import StorageClient, StorageConflict, StorageError
-from sonalyze_measurement.analysis import BANDS, analyse_upload, spatial_average
+from sonalyze_measurement.analysis import BANDS, analyse_upload
 from sonalyze_measurement.measurement_metrics import MeasurementMetrics
 
 logger = logging.getLogger(__name__)
@@ -306,7 +307,7 @@ class AnalysisRuns:
         return {
             "bands": list(BANDS),
             "microphones": microphones,
-            "average": spatial_average(microphones),
+            "average": spatial_average(list(microphones.values()), len(BANDS)),
             "unusable": unusable,
         }
 

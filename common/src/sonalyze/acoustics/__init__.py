@@ -8,14 +8,14 @@
 - :mod:`~sonalyze.acoustics.decay`: noise-compensated energy decay (Lundeby, Chu, Schroeder).
 - :mod:`~sonalyze.acoustics.parameters`: ISO 3382-1 parameters of one decay.
 - :mod:`~sonalyze.acoustics.analysis`: :func:`room_parameters`, an impulse response's parameters
-  per band.
+  per band, and their :func:`spatial_average` over positions.
 - :mod:`~sonalyze.acoustics.response`: the frequency response, fractional-octave smoothed.
 - :mod:`~sonalyze.acoustics.room_formulas`: Sabine's and Eyring's reverberation times.
 
 Install with the ``acoustics`` extra (``sonalyze[acoustics]``): numpy and scipy.
 """
 
-from sonalyze.acoustics.analysis import RoomParameters, room_parameters
+from sonalyze.acoustics.analysis import RoomParameters, room_parameters, spatial_average
 from sonalyze.acoustics.decay import DecayError, EnergyDecay, energy_decay
 from sonalyze.acoustics.deconvolution import deconvolve, harmonic_delays, harmonic_responses
 from sonalyze.acoustics.filterbank import (
@@ -57,4 +57,5 @@ __all__ = [
     "resample",
     "room_parameters",
     "sabine",
+    "spatial_average",
 ]

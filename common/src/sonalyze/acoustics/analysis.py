@@ -126,6 +126,39 @@ def json_number(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def spatial_average(positions: Sequence[Mapping[str, Any]], bands: int) -> dict[str, Any]:
+    """Per parameter and band, over the positions that have a value: the mean, the standard
+    deviation (ddof 1) and the count, as ISO 3382-2 reports positions averaged.
+
+    Parameters
+    ----------
+    positions : sequence of mapping
+        Each position's :meth:`RoomParameters.to_json` (only ``parameters`` is read).
+    bands : int
+        How many bands each parameter has (so that no positions average to ``None`` in each).
+    """
+    average: dict[str, Any] = {}
+    for key in BAND_PARAMETERS:
+        table = np.array(
+            [[math.nan if v is None else v for v in p["parameters"][key]] for p in positions],
+            dtype=float,
+        ).reshape(len(positions), bands)
+        present = np.isfinite(table)
+        count = present.sum(axis=0)
+        values = np.where(present, table, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = values.sum(axis=0) / count
+            spread = np.where(present, table - mean, 0.0)
+            std = np.sqrt((spread**2).sum(axis=0) / (count - 1))
+        std[count < 2] = math.nan
+        average[key] = {
+            "mean": json_numbers(mean),
+            "std": json_numbers(std),
+            "count": count.tolist(),
+        }
+    return average
+
+
 def _band_name(nominal: float | None) -> str:
     return "broadband" if nominal is None else f"{nominal:g} Hz band"
 
