@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import httpx
@@ -256,6 +257,23 @@ def test_attempts_are_counted_and_the_first_start_and_the_end_noted(api: httpx.C
     assert second.json()["started_at"] == first.json()["started_at"], "the first start stays"
     done = api.patch(url, json={"expected_version": 5, "state": "succeeded", "result": {}})
     assert done.json()["finished_at"] >= done.json()["started_at"]
+
+
+def test_a_job_takes_the_id_its_creator_chose_and_its_events_may_name_it(
+    api: httpx.Client, snapshot
+) -> None:
+    lobby_id = lobby(api)["id"]
+    job_id = str(uuid.uuid4())
+    news = [{"type": "simulation.queued", "payload": {"job_id": job_id, "device_id": None}}]
+    body = {"id": job_id, "client_request_id": "r-1", "lobby_id": lobby_id, "spec": {"a": 1}}
+    created = api.post("/v1/simulation-jobs", json={**body, "events": news})
+    assert created.status_code == 201 and created.json()["id"] == job_id
+    log = api.get(f"/v1/lobbies/{lobby_id}/events").json()
+    assert [(e["type"], e["payload"]["job_id"]) for e in log] == [("simulation.queued", job_id)]
+    before = snapshot()
+    taken = api.post("/v1/simulation-jobs", json={**body, "client_request_id": "r-2"})
+    assert taken.status_code == 409 and "exists already" in taken.json()["detail"]
+    assert snapshot() == before
 
 
 def test_cancelled_job_is_final(api: httpx.Client, snapshot) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder as jsonable
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 
@@ -58,3 +60,22 @@ def install_error_handler(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(ServiceError, handle)
+
+
+def install_validation_handler(app: FastAPI) -> None:
+    """Answer a request body that fails validation as ``{"code": "bad_request", "message",
+    "detail"}`` with 422: the message names the first wrong field and says why; ``detail`` is
+    FastAPI's list of every error."""
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"][1:])  # past "body"/"query"
+        message = f"{where}: {first['msg']}" if where else str(first["msg"])
+        return JSONResponse(
+            {"code": ErrorCode.bad_request.value, "message": message, "detail": jsonable(errors)},
+            status_code=422,
+        )
+
+    app.add_exception_handler(RequestValidationError, handle)

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sonalyze.domain import ParticipantStatus, Presence, Role, WorkflowState
+from sonalyze.domain import JobState, ParticipantStatus, Presence, Role, WorkflowState
 from sonalyze.measurement_api import MeasurementStarted
 from sonalyze.storage_api import EventIn
 
@@ -112,6 +112,36 @@ class AnalysisResult(_Event):
     error: str | None = None
 
 
+class SimulationQueued(_Event):
+    """A member asked for a simulation (``simulation.request``); it waits for a worker."""
+
+    job_id: UUID
+    device_id: UUID | None = Field(None, description="Who asked, if a phone did.")
+
+
+class SimulationProgress(_Event):
+    """A worker got this far with a simulation."""
+
+    job_id: UUID
+    progress: float = Field(ge=0, le=1)
+    stage: str = Field(description="What it has just done, in words.")
+    attempt: int = Field(ge=1, description="1, or more once a worker has failed and it is retried.")
+
+
+class SimulationResult(_Event):
+    """A simulation ended: succeeded (with its summary), failed (with the error) or
+    cancelled. The whole result (every receiver's parameters, the impulse responses) is
+    fetched with ``simulation.status``."""
+
+    job_id: UUID
+    state: JobState
+    summary: dict[str, Any] | None = Field(
+        description="bands, method, volume, sabine and eyring (s per band), and average: "
+        "the receivers' mean, std and count per parameter and band"
+    )
+    error: str | None = None
+
+
 class LobbyClosed(_Event):
     """The lobby closed; no more events follow."""
 
@@ -132,6 +162,9 @@ EVENTS: dict[str, type[BaseModel]] = {
     "recording.invalid": RecordingInvalid,
     "analysis.progress": AnalysisProgress,
     "analysis.result": AnalysisResult,
+    "simulation.queued": SimulationQueued,
+    "simulation.progress": SimulationProgress,
+    "simulation.result": SimulationResult,
 }
 
 

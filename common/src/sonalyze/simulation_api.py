@@ -10,9 +10,12 @@ receivers must lie inside the room, at least ``MIN_CLEARANCE`` from every surfac
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
+from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from sonalyze.storage_api import ClientRequestId
 
 OCTAVE_BANDS = (125, 250, 500, 1000, 2000, 4000)
 MIN_CLEARANCE = 0.01  # m
@@ -40,7 +43,16 @@ class Coefficients(_Model):
         return self
 
 
-Material = str | Coefficients
+def _material_kind(value: object) -> str:
+    return "name" if isinstance(value, str) else "coefficients"
+
+
+Material = Annotated[
+    Annotated[str, Tag("name")] | Annotated[Coefficients, Tag("coefficients")],
+    Discriminator(_material_kind),
+]
+"""A material by name (pyroomacoustics' database) or by its coefficients; an error names the
+one that was meant."""
 
 
 class Shoebox(_Model):
@@ -176,3 +188,17 @@ class SimulationRequest(_Model):
 
     def material(self, surface: str) -> Material:
         return self.materials.get(surface, self.materials.get("default", ""))
+
+
+class SubmitSimulation(_Model):
+    """A simulation to queue (the simulation service's ``POST /v1/simulations``)."""
+
+    client_request_id: ClientRequestId = Field(
+        description="The caller's id for this request: the same id again answers with the "
+        "job it created, so a retry never queues a second one."
+    )
+    lobby_id: UUID | None = Field(
+        None, description="The lobby to tell (simulation.queued, .progress, .result)."
+    )
+    device_id: UUID | None = Field(None, description="The phone that asked, if one did.")
+    request: SimulationRequest

@@ -299,6 +299,11 @@ class AnalysisRead(_Out):
 
 
 class SimulationJobCreate(_In):
+    id: UUID | None = Field(
+        None,
+        description="The new job's id, chosen by the caller so that its events can name it; "
+        "ignored when client_request_id has a job already.",
+    )
     client_request_id: ClientRequestId
     lobby_id: UUID | None = None
     spec: dict[str, Any]

@@ -1,6 +1,6 @@
 """Run a simulation request: pyroomacoustics' impulse responses, analysed per octave band by
-:mod:`sonalyze.acoustics` exactly as a measurement's are, beside Sabine's and Eyring's
-predictions for the same room."""
+:mod:`sonalyze.acoustics` exactly as a measurement's are, averaged over the receivers, beside
+Sabine's and Eyring's predictions for the same room."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sonalyze.acoustics import band_edges, room_parameters
+from sonalyze.acoustics import band_edges, room_parameters, spatial_average
 from sonalyze.simulation_api import OCTAVE_BANDS, SimulationRequest
 from sonalyze_simulation.rooms import build, plan
 
@@ -54,6 +54,12 @@ def simulate(
         "surfaces": {s: {"area": a, "absorption": how.absorption[s]} for s, a in how.areas.items()},
         "sabine": [how.sabine[i] for i in indexes],
         "eyring": [how.eyring[i] for i in indexes],
+        "average": spatial_average(pairs, len(bands)),
         "responses": pairs,
     }
     return result, responses
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The result without the per-surface and per-pair detail, for the lobby's event."""
+    return {k: v for k, v in result.items() if k not in ("surfaces", "responses")}

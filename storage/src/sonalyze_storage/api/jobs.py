@@ -115,13 +115,16 @@ async def create_simulation_job(
     job = SimulationJob(
         client_request_id=body.client_request_id, lobby_id=body.lobby_id, spec=body.spec
     )
+    if body.id is not None:
+        job.id = body.id
     session.add(job)
     try:
         await session.flush()
     except IntegrityError:
         await session.rollback()
         existing = await _by_request_id(session, body.client_request_id)
-        assert existing is not None
+        if existing is None:  # not the request id, so the chosen job id was taken
+            raise conflict(f"a simulation job with id {body.id} exists already") from None
         return _same_request(existing, body, response)
     await commit_with_events(session, body.lobby_id, body.events)
     await session.refresh(job)
