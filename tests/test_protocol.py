@@ -63,8 +63,15 @@ def test_malformed_frames_get_bad_request_naming_the_problem() -> None:
     assert "id" in refused(frame("ping", None, id="x" * 65))
 
 
-def test_simulation_commands_are_unavailable_until_their_service_exists() -> None:
-    assert "not available yet" in refused(frame("simulation.request", {}), ErrorCode.unavailable)
+def test_a_simulation_request_is_checked_before_it_leaves_the_gateway() -> None:
+    assert "payload.request" in refused(frame("simulation.request", {}))
+    room = {"shape": "shoebox", "dimensions": [4, 3, 2.5]}
+    outside = {"room": room, "materials": {"default": "brickwork"}, "sources": [[5, 1, 1]],
+               "receivers": [[1, 1, 1]]}  # fmt: skip
+    assert "sources[0] [5.0, 1.0, 1.0] is not inside the room" in refused(
+        frame("simulation.request", {"request": outside})
+    )
+    assert "payload.job_id" in refused(frame("simulation.cancel", {"job_id": "nine"}))
     assert "measurement_id" in refused(frame("analysis.request", {}))
 
 

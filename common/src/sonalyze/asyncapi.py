@@ -57,6 +57,18 @@ false for a chunk stored already; `state` complete or invalid once the last one 
 in any order; the lobby hears `recording.received` or `recording.invalid` when a recording is
 whole, then `analysis.progress` and `analysis.result`.
 
+**Simulations.** Any member may send `simulation.request {client_request_id?, request}`: a
+room (a shoebox, or a floor plan polygon and a height), materials per surface (by name from
+pyroomacoustics' database, or absorption per octave band), sources, receivers, sample rate and
+method. The request is checked whole before anything is queued; an `error` names the field.
+Sending the same `client_request_id` again answers with the job it created. The lobby hears
+`simulation.queued`, `simulation.progress` as a worker goes, and `simulation.result` (the
+summary: Sabine's and Eyring's times and the receivers' average per band) when it succeeds,
+fails (with the reason) or is cancelled (`simulation.cancel`, by any member).
+`simulation.status {job_id}` answers with the whole result: every receiver's parameters per
+band, and each impulse response as a WAV file at
+`GET /v1/simulations/{job_id}/responses/{index}.wav` (the device token as a bearer token).
+
 **Errors.** `error` payloads are `{code, message, retry_after_ms?}` with code one of:
 bad_request, unauthorized, forbidden, not_found, conflict, rate_limited, too_large,
 unavailable, internal.

@@ -27,7 +27,8 @@ from sonalyze.domain import JobState, ParticipantStatus, Presence, Role, Workflo
 from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.events import EVENTS
 from sonalyze.measurement_api import ChunkAck, MeasurementStatus, RecordingFormat, UploadStatus
-from sonalyze.storage_api import LobbyRead
+from sonalyze.simulation_api import SimulationRequest
+from sonalyze.storage_api import LobbyRead, SimulationJobRead
 
 VERSION: Literal[1] = 1
 SUBPROTOCOL = "sonalyze.v1"
@@ -145,6 +146,27 @@ class AnalysisRequest(_Payload):
         return self
 
 
+class SimulationRequestCommand(_Payload):
+    """Simulate a room for this lobby; every member hears simulation.queued, then
+    simulation.progress and simulation.result."""
+
+    client_request_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Your id for this request: sending it again (after a reconnect, say) "
+        "answers with the job it created instead of queueing another. Without it, only a "
+        "repeated command id is recognised (by the gateway that answered it).",
+    )
+    request: SimulationRequest
+
+
+class SimulationJobRef(_Payload):
+    """A simulation of this lobby (simulation.status, simulation.cancel)."""
+
+    job_id: UUID
+
+
 COMMANDS: dict[str, type[_Payload]] = {
     "hello": Hello,
     "lobby.create": LobbyCreate,
@@ -159,9 +181,10 @@ COMMANDS: dict[str, type[_Payload]] = {
     "measurement.upload": MeasurementUpload,
     "measurement.status": MeasurementStatusRequest,
     "analysis.request": AnalysisRequest,
+    "simulation.request": SimulationRequestCommand,
+    "simulation.status": SimulationJobRef,
+    "simulation.cancel": SimulationJobRef,
 }
-# Routed to their service once it exists; until then answered with ``unavailable``.
-ROUTED_PREFIXES = ("simulation.",)
 
 
 # Server messages -------------------------------------------------------------------------------
@@ -266,6 +289,30 @@ class AnalysisState(_Payload):
     error: str | None
 
 
+class SimulationState(_Payload):
+    """The ack of the simulation commands: the job as it stands; ``result`` once it
+    succeeded (every receiver's parameters per band, ``average``, Sabine's and Eyring's
+    times; each response's WAV at ``GET /v1/simulations/{job_id}/responses/{index}.wav``)."""
+
+    job_id: UUID
+    state: JobState
+    progress: float
+    attempts: int
+    result: dict[str, Any] | None
+    error: str | None
+
+    @classmethod
+    def of(cls, job: SimulationJobRead, with_result: bool = True) -> SimulationState:
+        return cls(
+            job_id=job.id,
+            state=job.state,
+            progress=job.progress,
+            attempts=job.attempts,
+            result=job.result if with_result else None,
+            error=job.error,
+        )
+
+
 class UploadRefused(_Payload):
     """A binary upload frame was refused; after bad_request (a CRC mismatch, say) send the
     chunk again, after conflict or forbidden do not."""
@@ -296,6 +343,9 @@ ACKS: dict[str, type[BaseModel]] = {
     "measurement.upload": UploadStatus,
     "measurement.status": MeasurementStatus,
     "analysis.request": AnalysisState,
+    "simulation.request": SimulationState,
+    "simulation.status": SimulationState,
+    "simulation.cancel": SimulationState,
 }
 """The payload of the ``ack`` of each command (``hello`` is answered by ``welcome``)."""
 
@@ -389,9 +439,6 @@ def parse_command(text: str) -> Command:
         raise Refused(ErrorCode.bad_request, "a command needs an id", None)
     model = COMMANDS.get(envelope.type)
     if model is None:
-        if envelope.type.startswith(ROUTED_PREFIXES):
-            message = f"{envelope.type} is not available yet"
-            raise Refused(ErrorCode.unavailable, message, corr)
         raise Refused(ErrorCode.bad_request, f"unknown message type {envelope.type}", corr)
     try:
         payload = model.model_validate(envelope.payload)

@@ -16,7 +16,8 @@ from sonalyze.health import ReadinessCheck
 from sonalyze.lobby_client import LobbyClient
 from sonalyze.measurement_client import MeasurementClient
 from sonalyze.service import storage_backed_app
-from sonalyze_gateway import sweeps
+from sonalyze.simulation_client import SimulationClient
+from sonalyze_gateway import downloads
 from sonalyze_gateway.endpoint import WS_PATH, phone_socket
 from sonalyze_gateway.gateway import Gateway
 from sonalyze_gateway.settings import GatewaySettings
@@ -34,9 +35,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         async with (
             LobbyClient(settings.lobby_url, token, timeout) as lobbies,
             MeasurementClient(settings.measurement_url, token, timeout) as measurements,
+            SimulationClient(settings.simulation_url, token, timeout) as simulations,
         ):
             gateway = Gateway(
-                settings, app.state.storage, lobbies, measurements, app.state.ws_metrics
+                settings,
+                app.state.storage,
+                lobbies,
+                measurements,
+                simulations,
+                app.state.ws_metrics,
             )
             app.state.gateway = gateway
             app.state.drain_hooks.append(gateway.drain)
@@ -61,7 +68,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     app.state.ws_metrics = WsMetrics(app.state.registry)
     install_error_handler(app)
-    app.include_router(sweeps.router)
+    app.include_router(downloads.router)
     return app
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
@@ -18,7 +18,7 @@ from sonalyze import protocol
 from sonalyze.domain import JobState, MeasurementState
 from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.measurement_api import MeasurementKind, MeasurementStarted
-from sonalyze.storage_api import LobbyChanged, LobbyRead
+from sonalyze.storage_api import LobbyChanged, LobbyRead, SimulationJobRead
 from sonalyze.storage_client import StorageNotFound, StorageUnavailable
 from sonalyze_gateway.outbox import Outgoing
 
@@ -102,6 +102,9 @@ class Commands:
             "measurement.upload": self._measurement_upload,
             "measurement.status": self._measurement_status,
             "analysis.request": self._analysis_request,
+            "simulation.request": self._simulation_request,
+            "simulation.status": self._simulation_status,
+            "simulation.cancel": self._simulation_cancel,
         }
 
     async def _lobby_create(self, body: protocol.LobbyCreate) -> tuple[BaseModel, Follow]:
@@ -222,6 +225,31 @@ class Commands:
             error=analysis.error,
         )
         return state, None
+
+    async def _simulation_request(
+        self, body: protocol.SimulationRequestCommand
+    ) -> tuple[BaseModel, None]:
+        """Any member may ask; the job belongs to the lobby, which hears of it."""
+        request_id = body.client_request_id or str(uuid4())
+        job = await self.gw.simulations.submit(
+            body.request, f"{self.device_id}:{request_id}", self._lobby(), self.device_id
+        )
+        return protocol.SimulationState.of(job), None
+
+    async def _simulation_status(self, body: protocol.SimulationJobRef) -> tuple[BaseModel, None]:
+        return protocol.SimulationState.of(await self._own_simulation(body.job_id)), None
+
+    async def _simulation_cancel(self, body: protocol.SimulationJobRef) -> tuple[BaseModel, None]:
+        """Any member may cancel the lobby's simulation (the lobby hears simulation.result)."""
+        await self._own_simulation(body.job_id)
+        return protocol.SimulationState.of(await self.gw.simulations.cancel(body.job_id)), None
+
+    async def _own_simulation(self, job_id: UUID) -> SimulationJobRead:
+        """The simulation, if it belongs to the lobby this connection follows."""
+        job = await self.gw.simulations.get(job_id)
+        if job.lobby_id != self._lobby():
+            raise ServiceError(ErrorCode.forbidden, "that simulation is another lobby's")
+        return job
 
     async def _own_measurement(self, measurement_id: UUID) -> MeasurementStarted:
         """The measurement, if it belongs to the lobby this connection follows."""

@@ -1,5 +1,6 @@
-"""What the gateway's connections share: clients of storage, lobby and measurement, the event
-hub, limits, remembered replies, presence reports, and the set of open sessions (for drain)."""
+"""What the gateway's connections share: clients of storage, lobby, measurement and
+simulation, the event hub, limits, remembered replies, presence reports, and the set of open
+sessions (for drain)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sonalyze.domain import Presence
 from sonalyze.lobby_client import LobbyClient
 from sonalyze.measurement_client import MeasurementClient
 from sonalyze.protocol import CloseCode
+from sonalyze.simulation_client import SimulationClient
 from sonalyze.storage_client import StorageClient
 from sonalyze_gateway.hub import EventHub
 from sonalyze_gateway.limits import FailureWindow
@@ -32,12 +34,14 @@ class Gateway:
         storage: StorageClient,
         lobbies: LobbyClient,
         measurements: MeasurementClient,
+        simulations: SimulationClient,
         metrics: WsMetrics,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.lobbies = lobbies
         self.measurements = measurements
+        self.simulations = simulations
         self.metrics = metrics
         self.hub = EventHub(storage, metrics)
         self.replies = RecentReplies()

@@ -15,6 +15,9 @@ class GatewaySettings(StorageClientSettings):
     measurement_url: str = Field(
         "http://127.0.0.1:8082", description="Base URL of the measurement service."
     )
+    simulation_url: str = Field(
+        "http://127.0.0.1:8083", description="Base URL of the simulation service."
+    )
     device_token_secrets: list[SecretStr] = Field(
         default_factory=list,
         description=(

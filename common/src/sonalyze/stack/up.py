@@ -129,6 +129,8 @@ def run_up(options: UpOptions, console: Console) -> int:
                 env["SONALYZE_DATABASE_URL"] = database_url
             if name in ("gateway", "lobby"):
                 env["SONALYZE_MEASUREMENT_URL"] = f"http://127.0.0.1:{ports['measurement']}"
+            if name == "gateway":
+                env["SONALYZE_SIMULATION_URL"] = f"http://127.0.0.1:{ports['simulation']}"
             if name in ("gateway", "measurement"):
                 env["SONALYZE_LOBBY_URL"] = f"http://127.0.0.1:{ports['lobby']}"
             if name == "gateway":

@@ -1,0 +1,76 @@
+"""The gateway's HTTP downloads for the lobby's members: a measurement's sweep (for the speaker
+to play) and a simulation's impulse responses.
+
+The phone authenticates with its device token (``Authorization: Bearer <token>``, the token
+from ``welcome``) and must be a member of the lobby the measurement or simulation belongs to.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Request, Response
+
+from sonalyze.errors import ErrorCode, ServiceError
+from sonalyze.storage_client import StorageError
+from sonalyze_gateway import tokens
+from sonalyze_gateway.gateway import Gateway
+
+router = APIRouter()
+REFUSALS: dict[int | str, dict[str, object]] = {
+    200: {"content": {"audio/wav": {}}},
+    401: {"description": "`{code, message}`: no device token, or an invalid one"},
+    403: {"description": "`{code, message}`: the device is not in the lobby"},
+    404: {"description": "`{code, message}`: no such measurement, simulation or response"},
+}
+
+
+@router.get(
+    "/v1/measurements/{measurement_id}/sweep.wav",
+    response_class=Response,
+    responses=REFUSALS,
+    tags=["measurements"],
+)
+async def sweep_wav(measurement_id: UUID, request: Request) -> Response:
+    """The measurement's sweep as a 24-bit WAV file."""
+    gateway: Gateway = request.app.state.gateway
+    measurement = await gateway.measurements.get(measurement_id)
+    await _member(request, gateway, measurement.lobby_id)
+    wav = await gateway.measurements.sweep_wav(measurement_id)
+    return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get(
+    "/v1/simulations/{job_id}/responses/{index}.wav",
+    response_class=Response,
+    responses=REFUSALS,
+    tags=["simulations"],
+)
+async def simulated_response_wav(
+    job_id: UUID, index: Annotated[int, Path(ge=0)], request: Request
+) -> Response:
+    """The impulse response of the simulation's ``result.responses[index]`` (a receiver and a
+    source) as a 32-bit float WAV file."""
+    gateway: Gateway = request.app.state.gateway
+    job = await gateway.simulations.get(job_id)
+    if job.lobby_id is None:
+        raise ServiceError(ErrorCode.forbidden, "that simulation belongs to no lobby")
+    await _member(request, gateway, job.lobby_id)
+    wav = await gateway.simulations.response_wav(job_id, index)
+    return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
+
+
+async def _member(request: Request, gateway: Gateway, lobby_id: UUID) -> UUID:
+    """The device whose token the request carries, if it is a member of ``lobby_id``."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ServiceError(ErrorCode.unauthorized, "send the device token: Authorization: Bearer")
+    device_id = tokens.verify(token, gateway.secrets)
+    try:
+        lobby = await gateway.storage.get_lobby(lobby_id)
+    except StorageError:
+        raise ServiceError(ErrorCode.unavailable, "storage is unavailable; retry") from None
+    if all(p.device_id != device_id for p in lobby.participants):
+        raise ServiceError(ErrorCode.forbidden, "this device is not in that lobby")
+    return device_id
