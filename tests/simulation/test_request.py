@@ -84,3 +84,16 @@ def test_an_unknown_material_name_is_refused_before_anything_runs() -> None:
     body = SimulationRequest.model_validate(request(materials={"default": "moon_dust"}))
     with pytest.raises(RoomError, match=re.escape("materials.east: unknown material 'moon_dust'")):
         plan(body)
+
+
+def test_ray_tracing_gives_the_same_responses_for_the_same_seed() -> None:
+    body = request(method={"air_absorption": False, "ray_tracing": True})
+    first, ours = simulate(SimulationRequest.model_validate(body))
+    again, same = simulate(SimulationRequest.model_validate(body))
+    _, other = simulate(
+        SimulationRequest.model_validate({**body, "method": {**body["method"], "seed": 7}})
+    )
+    assert first["method"]["ray_tracing"]
+    np.testing.assert_array_equal(ours[0][0], same[0][0])
+    assert first["responses"] == again["responses"]
+    assert not np.array_equal(ours[0][0], other[0][0])

@@ -141,6 +141,13 @@ class Method(_Model):
     )
     ray_tracing: bool = Field(False, description="Hybrid: image sources early, rays late.")
     air_absorption: bool = True
+    seed: int = Field(
+        0,
+        ge=0,
+        lt=2**32,
+        description="The seed of the ray tracing's random numbers: the same request gives the "
+        "same responses.",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> Self:

@@ -165,6 +165,7 @@ def build(request: SimulationRequest, how: Plan) -> Any:
             materials={f: _pra_material(request.material(f)) for f in ("floor", "ceiling")},
         )
     if how.ray_tracing:
+        pra.random.seed(request.method.seed)  # rays: the same request, the same responses
         room.set_ray_tracing()
     for source in request.sources:
         room.add_source(list(source))
