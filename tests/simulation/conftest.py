@@ -4,6 +4,8 @@ to find a job's worker process."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -14,7 +16,8 @@ import pytest
 from sonalyze_simulation.app import create_app
 from sonalyze_simulation.settings import SimulationSettings
 from sonalyze_storage.settings import StorageSettings
-from tests.conftest import TOKEN, serving
+from tests.conftest import TOKEN, free_port, serving
+from tests.gateway.conftest import wait_ready
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -71,3 +74,30 @@ def worker_pids(job_id: str) -> list[int]:
         if f"SONALYZE_JOB_ID={job_id}".encode() in environ.split(b"\0"):
             found.append(int(entry.name))
     return [pid for pid in found if pid != os.getpid()]
+
+
+@contextmanager
+def service_process(storage_url: str) -> Iterator[tuple[subprocess.Popen[bytes], httpx.Client]]:
+    """The simulation service as its own process (``python -m sonalyze_simulation``)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SONALYZE_PORT": str(port),
+        "SONALYZE_STORAGE_URL": storage_url,
+        "SONALYZE_INTERNAL_TOKEN": TOKEN,
+        "SONALYZE_HEARTBEAT_S": "1",
+        "SONALYZE_STALE_S": "5",
+        "SONALYZE_RECOVER_EVERY_S": "1",
+        "SONALYZE_WORKER_CHUNK_BYTES": str(64 * 1024),
+        "SONALYZE_LOG_LEVEL": "warning",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "sonalyze_simulation"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url)
+        with httpx.Client(base_url=url, headers=AUTH, timeout=30) as client:
+            yield process, client
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(30)

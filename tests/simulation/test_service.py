@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sonalyze.simulation_api import SimulationRequest
 from sonalyze_simulation.simulate import simulate
-from tests.simulation.conftest import worker_pids
+from tests.simulation.conftest import service_process, worker_pids
 from tests.simulation.helpers import ended, running, slow_request, submit, wait_for
 from tests.simulation.test_request import ABSORBENT, request
 from tests.storage.helpers import lobby
@@ -90,7 +90,7 @@ BAD_REQUESTS = [
     (
         {"room": {"shape": "shoebox", "dimensions": [5, -4, 3]}},
         "request.room.shoebox: Value error, dimensions must be positive",
-    ),  # noqa: E501
+    ),
     (
         {
             "room": {
@@ -100,17 +100,17 @@ BAD_REQUESTS = [
             }
         },
         "request.room.polygon: Value error, the floor plan crosses itself (edges 0 and 2)",
-    ),  # noqa: E501
+    ),
     ({"room": {"shape": "dome", "radius": 3}}, "request.room: Input tag 'dome' found"),
     (
         {"materials": {"default": "unobtainium"}},
         "request.materials.east: unknown material 'unobtainium'",
-    ),  # noqa: E501
+    ),
     ({"materials": {"default": {"absorption": [0.3] * 5}}}, "request.materials.default"),
     (
         {"materials": {"default": {"absorption": [1.3] * 6}}},
         "absorption coefficients must lie in [0, 1]",
-    ),  # noqa: E501
+    ),
     ({"materials": {"roof": ABSORBENT}}, "materials: no surface named ['roof']"),
     ({"sources": [[6.0, 1.0, 1.0]]}, "sources[0] [6.0, 1.0, 1.0] is not inside the room"),
     ({"receivers": [[1.0, 1.0, 3.0]]}, "receivers[0] [1.0, 1.0, 3.0] is not inside the room"),
@@ -237,3 +237,24 @@ def test_one_worker_runs_one_job_at_a_time_and_metrics_count_the_outcomes(
     assert jobs == {(("outcome", "cancelled"),): 1.0, (("outcome", "succeeded"),): 1.0}
     assert samples(metrics, "sonalyze_simulation_queue_duration_seconds_count") == {(): 2.0}
     assert samples(metrics, "sonalyze_simulation_run_duration_seconds_count") == {(): 2.0}
+
+
+def test_a_killed_service_leaves_its_worker_to_finish_and_the_next_one_reports(
+    storage_url: str, api: httpx.Client
+) -> None:
+    """The service process dies (SIGKILL) mid-job: its worker outlives it and stores the
+    result; the restarted service does not run the job a second time."""
+    lobby_id = lobby(api)["id"]
+    with service_process(storage_url) as (process, simulation):
+        job_id = submit(simulation, slow_request(), lobby_id).json()["id"]
+        wait_for(simulation, job_id, running)
+        process.kill()
+        process.wait(10)
+    assert worker_pids(job_id), "the worker outlives the service"
+
+    with service_process(storage_url) as (_, simulation):
+        job = wait_for(simulation, job_id, ended)
+
+    assert (job["state"], job["attempts"]) == ("succeeded", 1)
+    final = api.get(f"/v1/lobbies/{lobby_id}/events").json()[-1]
+    assert (final["type"], final["payload"]["state"]) == ("simulation.result", "succeeded")
