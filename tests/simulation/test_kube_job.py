@@ -1,5 +1,6 @@
 """The Kubernetes Job of a simulation: valid against the Kubernetes 1.30 schema (strict), named
-after its job, labelled as the chart labels, hardened, and carrying what the worker needs."""
+after its job, labelled as the chart labels, hardened, carrying what the worker needs, and
+retried as the service's settings say (but not after a failure for good)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from kubernetes.client import ApiClient
 
 from sonalyze_simulation.kube_job import JOB_ID_LABEL, JobTemplate, build_job, job_name
+from sonalyze_simulation.settings import SimulationSettings
+from sonalyze_simulation.worker import EXIT_FAILED
 
 JOB = uuid.UUID("6a1c2f3e-0000-4000-8000-00000000beef")
 TEMPLATE = JobTemplate(
@@ -17,8 +20,8 @@ TEMPLATE = JobTemplate(
 )
 
 
-def manifest() -> dict:
-    return ApiClient().sanitize_for_serialization(build_job(JOB, TEMPLATE))
+def manifest(template: JobTemplate = TEMPLATE) -> dict:
+    return ApiClient().sanitize_for_serialization(build_job(JOB, template))
 
 
 def test_the_job_validates_against_the_kubernetes_1_30_schema() -> None:
@@ -52,3 +55,54 @@ def test_the_job_is_named_labelled_limited_and_hardened() -> None:
     assert security["runAsNonRoot"] and security["readOnlyRootFilesystem"]
     assert security["capabilities"]["drop"] == ["ALL"] and not security["allowPrivilegeEscalation"]
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+
+
+def test_a_worker_that_failed_for_good_is_not_retried_and_a_disruption_is_not_counted() -> None:
+    """Exit status 2 means the worker recorded a failure for good: the Job fails at once
+    instead of running the same request again; a pod evicted by a drain is not an attempt."""
+    fail_job, ignore = manifest()["spec"]["podFailurePolicy"]["rules"]
+    assert fail_job == {
+        "action": "FailJob",
+        "onExitCodes": {"containerName": "worker", "operator": "In", "values": [EXIT_FAILED]},
+    }
+    assert ignore == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
+
+
+def test_the_template_from_the_settings_gives_a_job_max_attempts_workers() -> None:
+    settings = SimulationSettings.model_validate(
+        {
+            "storage_url": "http://storage:8084",
+            "worker_storage_url": "http://storage.sonalyze.svc:8084",
+            "max_attempts": 4,
+            "kube_image": "registry.test/sim:2",
+            "kube_release": "prod",
+            "kube_token_secret": "prod-internal",
+            "kube_cpu": "2",
+            "kube_memory": "3Gi",
+            "kube_deadline_s": 600,
+            "kube_ttl_s": 60,
+        }
+    )
+    job = manifest(JobTemplate.from_settings(settings))
+    kubernetes_validate.validate(job, "1.30", strict=True)
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 3  # 4 workers in all
+    assert (spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (600, 60)
+    assert job["metadata"]["labels"]["app.kubernetes.io/instance"] == "prod"
+    (container,) = spec["template"]["spec"]["containers"]
+    assert container["image"] == "registry.test/sim:2"
+    assert container["resources"] == {
+        "requests": {"cpu": "2", "memory": "3Gi"},
+        "limits": {"memory": "3Gi"},
+    }
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SONALYZE_STORAGE_URL"]["value"] == "http://storage.sonalyze.svc:8084"
+    assert env["SONALYZE_INTERNAL_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "prod-internal"
+
+
+def test_a_single_attempt_means_no_retry() -> None:
+    settings = SimulationSettings.model_validate({"storage_url": "http://s", "max_attempts": 1})
+    assert manifest(JobTemplate.from_settings(settings))["spec"]["backoffLimit"] == 0

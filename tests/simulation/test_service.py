@@ -232,8 +232,14 @@ def test_one_worker_runs_one_job_at_a_time_and_metrics_count_the_outcomes(
     simulation.post(f"/v1/simulations/{first}/cancel")
     assert wait_for(simulation, second, ended)["state"] == "succeeded"
 
-    metrics = simulation.get("/metrics").text
-    jobs = samples(metrics, "sonalyze_simulation_jobs_total")
+    # The runner counts a job once its worker has exited, just after the job's outcome.
+    deadline = time.monotonic() + 10
+    while True:
+        metrics = simulation.get("/metrics").text
+        jobs = samples(metrics, "sonalyze_simulation_jobs_total")
+        if len(jobs) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert jobs == {(("outcome", "cancelled"),): 1.0, (("outcome", "succeeded"),): 1.0}
     assert samples(metrics, "sonalyze_simulation_queue_duration_seconds_count") == {(): 2.0}
     assert samples(metrics, "sonalyze_simulation_run_duration_seconds_count") == {(): 2.0}

@@ -5,13 +5,20 @@ labelled with the chart's ``app.kubernetes.io/*`` labels and the job id. Its one
 the worker entry point (``python -m sonalyze_simulation.worker``) from the simulation image,
 with the job id and storage's URL in its environment and the internal token from a Secret. The
 pod is hardened like the services': not root, a read-only root filesystem (with an emptyDir at
-/tmp), no capabilities, the runtime's seccomp profile, no service account token. Retries are
-``backoffLimit``; ``activeDeadlineSeconds`` bounds a stuck run.
+/tmp), no capabilities, the runtime's seccomp profile, no service account token.
+
+Retries: a job gets ``max_attempts`` workers in all, so ``backoffLimit`` is ``max_attempts - 1``.
+A ``podFailurePolicy`` (Kubernetes 1.26 and later; older API servers drop it) fails the Job at
+once when the worker exits with 2 (:data:`~sonalyze_simulation.worker.EXIT_FAILED`: it has
+recorded a failure for good, a retry would fail the same way), and does not count a pod that a
+disruption took (node drained, preempted) against the limit. ``activeDeadlineSeconds`` bounds a
+stuck run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Self
 from uuid import UUID
 
 from kubernetes.client import (
@@ -23,6 +30,10 @@ from kubernetes.client import (
     V1Job,
     V1JobSpec,
     V1ObjectMeta,
+    V1PodFailurePolicy,
+    V1PodFailurePolicyOnExitCodesRequirement,
+    V1PodFailurePolicyOnPodConditionsPattern,
+    V1PodFailurePolicyRule,
     V1PodSecurityContext,
     V1PodSpec,
     V1PodTemplateSpec,
@@ -34,8 +45,13 @@ from kubernetes.client import (
     V1VolumeMount,
 )
 
+from sonalyze_simulation.settings import SimulationSettings
+
 JOB_ID_LABEL = "sonalyze.io/simulation-job"
 COMPONENT = "simulation-worker"
+MANAGED_BY = "sonalyze-simulation"
+CONTAINER = "worker"
+EXIT_FAILED = 2  # worker.EXIT_FAILED (not imported: the worker pulls in the simulation)
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,21 @@ class JobTemplate:
     deadline_s: int = 3600
     ttl_after_finished_s: int = 3600
 
+    @classmethod
+    def from_settings(cls, settings: SimulationSettings) -> Self:
+        """The template the service's ``kube_*`` settings and ``max_attempts`` describe."""
+        return cls(
+            image=settings.kube_image,
+            storage_url=settings.storage_url_for_workers(),
+            token_secret=settings.kube_token_secret,
+            release=settings.kube_release,
+            cpu=settings.kube_cpu,
+            memory=settings.kube_memory,
+            backoff_limit=settings.max_attempts - 1,
+            deadline_s=settings.kube_deadline_s,
+            ttl_after_finished_s=settings.kube_ttl_s,
+        )
+
 
 def job_name(job_id: UUID) -> str:
     return f"sonalyze-sim-{job_id}"
@@ -63,14 +94,14 @@ def build_job(job_id: UUID, template: JobTemplate) -> V1Job:
         "app.kubernetes.io/name": "sonalyze",
         "app.kubernetes.io/instance": template.release,
         "app.kubernetes.io/component": COMPONENT,
-        "app.kubernetes.io/managed-by": "sonalyze-simulation",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
         JOB_ID_LABEL: str(job_id),
     }
     token = V1EnvVarSource(
         secret_key_ref=V1SecretKeySelector(name=template.token_secret, key="token")
     )
     container = V1Container(
-        name="worker",
+        name=CONTAINER,
         image=template.image,
         command=["python", "-m", "sonalyze_simulation.worker"],
         env=[
@@ -104,12 +135,29 @@ def build_job(job_id: UUID, template: JobTemplate) -> V1Job:
         ),
         volumes=[V1Volume(name="tmp", empty_dir=V1EmptyDirVolumeSource(size_limit="256Mi"))],
     )
+    failures = V1PodFailurePolicy(
+        rules=[
+            V1PodFailurePolicyRule(
+                action="FailJob",
+                on_exit_codes=V1PodFailurePolicyOnExitCodesRequirement(
+                    container_name=CONTAINER, operator="In", values=[EXIT_FAILED]
+                ),
+            ),
+            V1PodFailurePolicyRule(
+                action="Ignore",
+                on_pod_conditions=[
+                    V1PodFailurePolicyOnPodConditionsPattern(type="DisruptionTarget", status="True")
+                ],
+            ),
+        ]
+    )
     return V1Job(
         api_version="batch/v1",
         kind="Job",
         metadata=V1ObjectMeta(name=job_name(job_id), labels=labels),
         spec=V1JobSpec(
             backoff_limit=template.backoff_limit,
+            pod_failure_policy=failures,
             active_deadline_seconds=template.deadline_s,
             ttl_seconds_after_finished=template.ttl_after_finished_s,
             template=V1PodTemplateSpec(metadata=V1ObjectMeta(labels=labels), spec=pod),

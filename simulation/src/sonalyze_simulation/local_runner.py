@@ -80,10 +80,12 @@ class LocalRunner:
         environment: WorkerEnvironment,
         workers: int,
         stale_s: float,
+        recover_every_s: float = 30.0,
     ) -> None:
         self._lifecycle = lifecycle
         self._environment = environment
         self._stale_s = stale_s
+        self._recover_every_s = recover_every_s
         self._queue: asyncio.Queue[UUID] = asyncio.Queue()
         self._waiting: set[UUID] = set()
         self._running: dict[UUID, asyncio.subprocess.Process] = {}
@@ -116,13 +118,14 @@ class LocalRunner:
             if await self._lifecycle.worker_stopped(job.id, why):
                 await self.launch(job.id)
 
-    async def keep_recovering(self, every_s: float) -> None:
+    async def watch(self) -> None:
+        """Recover now and every ``recover_every_s``, until cancelled."""
         while True:
             try:
                 await self.recover()
             except StorageError as error:
                 logger.warning("simulation jobs not recovered: %s", error)
-            await asyncio.sleep(every_s)
+            await asyncio.sleep(self._recover_every_s)
 
     async def close(self) -> None:
         """Stop taking jobs, stop the workers, and queue their jobs again."""

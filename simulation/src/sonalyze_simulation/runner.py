@@ -24,5 +24,8 @@ class Runner(Protocol):
     async def recover(self) -> None:
         """Give every unfinished job that no live worker runs a worker again."""
 
+    async def watch(self) -> None:
+        """Recover, then follow the workers, until :meth:`close` (run it as a task)."""
+
     async def close(self) -> None:
         """Stop running jobs here; what is unfinished is recovered on the next start."""
