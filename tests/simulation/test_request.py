@@ -3,7 +3,9 @@ geometry, material or position is refused with an error naming the field."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,3 +99,11 @@ def test_ray_tracing_gives_the_same_responses_for_the_same_seed() -> None:
     np.testing.assert_array_equal(ours[0][0], same[0][0])
     assert first["responses"] == again["responses"]
     assert not np.array_equal(ours[0][0], other[0][0])
+
+
+def test_the_readme_request_is_one_the_service_takes_as_it_says() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Simulation\n", 1)[1].split("\n## ", 1)[0]
+    example = json.loads(re.findall(r"```json\n(.*?)```", section, flags=re.DOTALL)[0])
+    how = plan(SimulationRequest.model_validate(example))
+    assert (how.order, how.ray_tracing) == (54, False)
