@@ -82,7 +82,7 @@ def test_the_template_from_the_settings_gives_a_job_max_attempts_workers() -> No
             "kube_token_secret": "prod-internal",
             "kube_cpu": "2",
             "kube_memory": "3Gi",
-            "kube_deadline_s": 600,
+            "job_deadline_s": 600,
             "kube_ttl_s": 60,
         }
     )
@@ -101,6 +101,8 @@ def test_the_template_from_the_settings_gives_a_job_max_attempts_workers() -> No
     env = {e["name"]: e for e in container["env"]}
     assert env["SONALYZE_STORAGE_URL"]["value"] == "http://storage.sonalyze.svc:8084"
     assert env["SONALYZE_INTERNAL_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "prod-internal"
+    assert env["SONALYZE_MAX_ATTEMPTS"]["value"] == "4", "the worker refuses a fifth"
+    assert env["SONALYZE_CHUNK_BYTES"]["value"] == str(256 * 1024)
 
 
 def test_a_single_attempt_means_no_retry() -> None:

@@ -107,3 +107,17 @@ def test_the_readme_request_is_one_the_service_takes_as_it_says() -> None:
     example = json.loads(re.findall(r"```json\n(.*?)```", section, flags=re.DOTALL)[0])
     how = plan(SimulationRequest.model_validate(example))
     assert (how.order, how.ray_tracing) == (54, False)
+
+
+POLYGON = {"shape": "polygon", "floor": [[0, 0], [6, 0], [6, 4], [3, 6], [0, 4]], "height": 3}
+
+
+def test_a_polygon_room_goes_hybrid_before_its_image_sources_explode() -> None:
+    """A polygon's image sources grow exponentially with the order: where auto would pick
+    order 42 in this room, it goes hybrid; a large explicit order is refused."""
+    how = plan(SimulationRequest.model_validate(request(room=POLYGON)))
+    assert (how.order, how.ray_tracing) == (3, True)
+    assert "would need order 42 (> 10)" in how.why
+    too_high = request(room=POLYGON, method={"image_source_order": 20})
+    with pytest.raises(RoomError, match=r"method.image_source_order: at most 12 in a polygon"):
+        plan(SimulationRequest.model_validate(too_high))

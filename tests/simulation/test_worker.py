@@ -133,3 +133,24 @@ def test_a_result_storage_refuses_fails_the_job_instead_of_retrying(
     job = api.get(f"/v1/simulation-jobs/{job_id}").json()
     assert job["state"] == "failed"
     assert job["error"].startswith("storage refused the result: ")
+
+
+def test_a_worker_refuses_a_job_whose_attempts_are_used_up(
+    api: httpx.Client, storage_url: str
+) -> None:
+    """Whatever retried it (a runner, Kubernetes' backoff, a restart), a job gets
+    SONALYZE_MAX_ATTEMPTS workers in all; the next one fails it with the last reason."""
+    job_id = queue(api, request())
+    url = f"/v1/simulation-jobs/{job_id}"
+    for version in (1, 2):
+        claim = {"expected_version": version, "state": "running", "new_attempt": True}
+        assert api.patch(url, json=claim).status_code == 200
+    note = {"expected_version": 3, "state": "running", "error": "attempt 2: OOMKilled"}
+    assert api.patch(url, json=note).status_code == 200
+
+    done = run_worker(job_id, storage_url, SONALYZE_MAX_ATTEMPTS="2")
+
+    assert done.returncode == EXIT_FAILED
+    job = api.get(url).json()
+    assert (job["state"], job["attempts"]) == ("failed", 2)
+    assert job["error"] == "gave up after 2 attempts: attempt 2: OOMKilled"

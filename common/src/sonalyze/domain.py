@@ -68,6 +68,10 @@ class JobState(StrEnum):
     cancelled = "cancelled"
 
 
+FINAL_JOB_STATES = frozenset({JobState.succeeded, JobState.failed, JobState.cancelled})
+"""The states a job never leaves."""
+
+
 class BlobState(StrEnum):
     """A blob is written in chunks while open; only a complete blob can be read whole."""
 

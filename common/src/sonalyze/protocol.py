@@ -302,13 +302,13 @@ class SimulationState(_Payload):
     error: str | None
 
     @classmethod
-    def of(cls, job: SimulationJobRead, with_result: bool = True) -> SimulationState:
+    def of(cls, job: SimulationJobRead) -> SimulationState:
         return cls(
             job_id=job.id,
             state=job.state,
             progress=job.progress,
             attempts=job.attempts,
-            result=job.result if with_result else None,
+            result=job.result,
             error=job.error,
         )
 

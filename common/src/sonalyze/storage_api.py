@@ -30,6 +30,7 @@ EventType = Annotated[
 ]
 JoinCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{4,16}$")]
 ClientRequestId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+MAX_ERROR_CHARS = 2000  # the longest error a recording, analysis or job keeps
 Version = Annotated[int, Field(ge=1, description="The version the change was based on.")]
 
 
@@ -262,7 +263,7 @@ class RecordingRead(_Out):
 class RecordingUpdate(_In):
     expected_version: Version
     state: RecordingState
-    error: str | None = Field(None, max_length=2000)
+    error: str | None = Field(None, max_length=MAX_ERROR_CHARS)
     events: list[EventIn] = Field(default_factory=list, max_length=100)
 
 
@@ -280,7 +281,7 @@ class JobUpdate(_In):
     expected_version: Version
     state: JobState
     progress: float | None = Field(None, ge=0, le=1)
-    error: str | None = Field(None, max_length=2000)
+    error: str | None = Field(None, max_length=MAX_ERROR_CHARS)
     result: dict[str, Any] | None = None
     events: list[EventIn] = Field(default_factory=list, max_length=100)
 

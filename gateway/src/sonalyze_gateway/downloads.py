@@ -35,8 +35,9 @@ REFUSALS: dict[int | str, dict[str, object]] = {
 async def sweep_wav(measurement_id: UUID, request: Request) -> Response:
     """The measurement's sweep as a 24-bit WAV file."""
     gateway: Gateway = request.app.state.gateway
+    device_id = _device(request, gateway)
     measurement = await gateway.measurements.get(measurement_id)
-    await _member(request, gateway, measurement.lobby_id)
+    await _member(gateway, device_id, measurement.lobby_id)
     wav = await gateway.measurements.sweep_wav(measurement_id)
     return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
 
@@ -53,24 +54,28 @@ async def simulated_response_wav(
     """The impulse response of the simulation's ``result.responses[index]`` (a receiver and a
     source) as a 32-bit float WAV file."""
     gateway: Gateway = request.app.state.gateway
+    device_id = _device(request, gateway)
     job = await gateway.simulations.get(job_id)
     if job.lobby_id is None:
         raise ServiceError(ErrorCode.forbidden, "that simulation belongs to no lobby")
-    await _member(request, gateway, job.lobby_id)
+    await _member(gateway, device_id, job.lobby_id)
     wav = await gateway.simulations.response_wav(job_id, index)
     return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
 
 
-async def _member(request: Request, gateway: Gateway, lobby_id: UUID) -> UUID:
-    """The device whose token the request carries, if it is a member of ``lobby_id``."""
+def _device(request: Request, gateway: Gateway) -> UUID:
+    """The device whose token the request carries (checked before anything is looked up)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ServiceError(ErrorCode.unauthorized, "send the device token: Authorization: Bearer")
-    device_id = tokens.verify(token, gateway.secrets)
+    return tokens.verify(token, gateway.secrets)
+
+
+async def _member(gateway: Gateway, device_id: UUID, lobby_id: UUID) -> None:
+    """Refuse unless the device is a member of ``lobby_id``."""
     try:
         lobby = await gateway.storage.get_lobby(lobby_id)
     except StorageError:
         raise ServiceError(ErrorCode.unavailable, "storage is unavailable; retry") from None
     if all(p.device_id != device_id for p in lobby.participants):
         raise ServiceError(ErrorCode.forbidden, "this device is not in that lobby")
-    return device_id

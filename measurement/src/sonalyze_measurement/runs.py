@@ -29,6 +29,7 @@ from sonalyze.events import event
 from sonalyze.lobby_client import LobbyClient
 from sonalyze.measurement_api import MeasurementKind
 from sonalyze.storage_api import (
+    MAX_ERROR_CHARS,
     AnalysisCreate,
     AnalysisRead,
     JobUpdate,
@@ -45,7 +46,6 @@ _IN = (RecordingState.complete, RecordingState.invalid)
 _CLAIM_WAITS, _CLAIM_WAIT_S = 20, 0.05
 _CLOSE_GRACE_S = 30.0
 _FINISH_ATTEMPTS = 5
-_MAX_ERROR = 2000
 
 
 class AnalysisRuns:
@@ -253,7 +253,7 @@ class AnalysisRuns:
             result, error = await self._analyse(measurement, analysis, recordings), None
         except Exception as failure:  # the run fails as a whole: say so, and why
             logger.exception("analysis %s of measurement %s failed", analysis.id, measurement.id)
-            result, error = None, f"the analysis failed: {failure}"[:_MAX_ERROR]
+            result, error = None, f"the analysis failed: {failure}"[:MAX_ERROR_CHARS]
         for attempt in range(_FINISH_ATTEMPTS):
             try:
                 await self._finish(measurement, analysis.id, result, error)

@@ -64,8 +64,14 @@ def new_runner(settings: SimulationSettings, lifecycle: Lifecycle) -> Runner:
         internal_token=settings.internal_token_value(),
         heartbeat_s=settings.heartbeat_s,
         chunk_bytes=settings.worker_chunk_bytes,
+        max_attempts=settings.max_attempts,
         log_level=settings.log_level,
     )
     return LocalRunner(
-        lifecycle, environment, settings.workers, settings.stale_s, settings.recover_every_s
+        lifecycle,
+        environment,
+        settings.workers,
+        settings.stale_s,
+        settings.recover_every_s,
+        settings.job_deadline_s,
     )

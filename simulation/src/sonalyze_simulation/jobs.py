@@ -17,13 +17,17 @@ import logging
 from collections import OrderedDict
 from uuid import UUID, uuid4
 
-from sonalyze.domain import JobState
+from sonalyze.domain import FINAL_JOB_STATES, JobState
 from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.events import event
 from sonalyze.simulation_api import SubmitSimulation
-from sonalyze.storage_api import SimulationJobCreate, SimulationJobRead, SimulationJobUpdate
+from sonalyze.storage_api import (
+    MAX_ERROR_CHARS,
+    SimulationJobCreate,
+    SimulationJobRead,
+    SimulationJobUpdate,
+)
 from sonalyze.storage_client import StorageClient, StorageConflict, StorageNotFound
-from sonalyze_simulation.job_reporter import FINAL_STATES, MAX_ERROR
 from sonalyze_simulation.rooms import RoomError, plan
 from sonalyze_simulation.runner import Runner
 from sonalyze_simulation.simulation_metrics import SimulationMetrics
@@ -43,21 +47,22 @@ class Lifecycle:
         self.max_attempts = max_attempts
         self._counted: OrderedDict[UUID, None] = OrderedDict()
 
-    async def worker_stopped(self, job_id: UUID, why: str, launches: int = 0) -> bool:
-        """A worker of the job stopped (``why`` says how). If the job has no outcome, queue
-        it again while attempts are left (True: launch it again), else fail it with the
-        reason. ``launches`` counts workers started here, for a worker that died before it
-        could count its attempt."""
+    async def worker_stopped(self, job_id: UUID, why: str) -> bool:
+        """A worker that had claimed the job stopped (``why`` says how). If the job has no
+        outcome, queue it again while attempts are left (True: launch it again), else fail it
+        with the reason."""
         job = await self.storage.get_simulation_job(job_id)
-        if job.state in FINAL_STATES:
+        if job.state in FINAL_JOB_STATES:
             self.ended(job)
             return False
-        attempts = max(job.attempts, launches)
+        attempts = job.attempts
         if attempts >= self.max_attempts:
             await self.fail(job, f"{why}; gave up after {attempts} attempts")
             return False
-        note = f"attempt {attempts}: {why}"[:MAX_ERROR]
-        again = SimulationJobUpdate(expected_version=job.version, state=JobState.queued, error=note)
+        note = f"attempt {attempts}: {why}"[:MAX_ERROR_CHARS]
+        again = SimulationJobUpdate(
+            expected_version=job.version, state=JobState.queued, progress=0.0, error=note
+        )
         try:
             await self.storage.update_simulation_job(job_id, again)
         except StorageConflict:
@@ -68,7 +73,7 @@ class Lifecycle:
 
     async def fail(self, job: SimulationJobRead, why: str) -> None:
         """Fail the job with ``why`` (and tell its lobby) unless it has ended meanwhile."""
-        reason = why[:MAX_ERROR]
+        reason = why[:MAX_ERROR_CHARS]
         news = event("simulation.result", job_id=job.id, state="failed", summary=None, error=reason)
         body = SimulationJobUpdate(
             expected_version=job.version,
@@ -85,7 +90,7 @@ class Lifecycle:
 
     def ended(self, job: SimulationJobRead) -> None:
         """Count an ended job in the metrics, once per process."""
-        if job.state not in FINAL_STATES or job.id in self._counted:
+        if job.state not in FINAL_JOB_STATES or job.id in self._counted:
             return
         self._counted[job.id] = None
         if len(self._counted) > _REMEMBERED:
@@ -140,7 +145,7 @@ class SimulationJobs:
     async def cancel(self, job_id: UUID) -> SimulationJobRead:
         """Cancel the job and stop its worker; an ended job stays as it ended (409)."""
         job = await self.get(job_id)
-        while job.state not in FINAL_STATES:
+        while job.state not in FINAL_JOB_STATES:
             news = event(
                 "simulation.result", job_id=job.id, state="cancelled", summary=None, error=None
             )

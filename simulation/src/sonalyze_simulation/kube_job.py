@@ -67,6 +67,8 @@ class JobTemplate:
     backoff_limit: int = 2
     deadline_s: int = 3600
     ttl_after_finished_s: int = 3600
+    max_attempts: int = 3
+    chunk_bytes: int = 256 * 1024
 
     @classmethod
     def from_settings(cls, settings: SimulationSettings) -> Self:
@@ -79,8 +81,10 @@ class JobTemplate:
             cpu=settings.kube_cpu,
             memory=settings.kube_memory,
             backoff_limit=settings.max_attempts - 1,
-            deadline_s=settings.kube_deadline_s,
+            deadline_s=settings.job_deadline_s,
             ttl_after_finished_s=settings.kube_ttl_s,
+            max_attempts=settings.max_attempts,
+            chunk_bytes=settings.worker_chunk_bytes,
         )
 
 
@@ -109,6 +113,8 @@ def build_job(job_id: UUID, template: JobTemplate) -> V1Job:
             V1EnvVar(name="SONALYZE_STORAGE_URL", value=template.storage_url),
             V1EnvVar(name="SONALYZE_INTERNAL_TOKEN", value_from=token),
             V1EnvVar(name="SONALYZE_LOG_FORMAT", value="json"),
+            V1EnvVar(name="SONALYZE_MAX_ATTEMPTS", value=str(template.max_attempts)),
+            V1EnvVar(name="SONALYZE_CHUNK_BYTES", value=str(template.chunk_bytes)),
         ],
         resources=V1ResourceRequirements(
             requests={"cpu": template.cpu, "memory": template.memory},

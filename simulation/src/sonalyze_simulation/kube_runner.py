@@ -38,10 +38,9 @@ from uuid import UUID
 import urllib3
 from kubernetes import client, config, watch
 
-from sonalyze.domain import JobState
+from sonalyze.domain import FINAL_JOB_STATES, JobState
 from sonalyze.storage_api import SimulationJobRead
 from sonalyze.storage_client import StorageError, StorageNotFound
-from sonalyze_simulation.job_reporter import FINAL_STATES
 from sonalyze_simulation.jobs import Lifecycle
 from sonalyze_simulation.kube_job import (
     CONTAINER,
@@ -266,7 +265,7 @@ class KubeRunner:
         condition = _finished(job)
         if record is None:
             pass  # a Job of no job we know
-        elif record.state in FINAL_STATES:
+        elif record.state in FINAL_JOB_STATES:
             self._lifecycle.ended(record)
         elif condition is None:
             return

@@ -6,8 +6,9 @@ reach as far as sound travels in the room's longest Eyring reverberation time, t
 pyroomacoustics' ``inverse_sabine`` uses (``ceil(c T / R - 1)``, ``R`` the smallest of the
 room's pairwise "radii" ``a b / sqrt(a^2 + b^2)``), so that the response covers the decay; a
 fixed low order cuts the tail off and shortens T30. When that order would pass
-:data:`MAX_ORDER` (long reverberation in a small room), the room is simulated with the hybrid
-method instead: image sources to :data:`HYBRID_ORDER`, rays for the late part.
+:data:`MAX_ORDER` (long reverberation in a small room; :data:`MAX_POLYGON_AUTO_ORDER` in a
+polygon room, whose image sources cost exponentially more), the room is simulated with the
+hybrid method instead: image sources to :data:`HYBRID_ORDER`, rays for the late part.
 
 References
 ----------
@@ -40,6 +41,11 @@ from sonalyze.simulation_api import (
 
 SPEED_OF_SOUND = 343.0
 MAX_ORDER = 60
+# A polygon room's images are found by visibility checks whose count grows exponentially with
+# the order (order 12 took 3.8 s, order 15 160 s on the development machine), not cubically
+# as a shoebox's: past these, auto goes hybrid, and an explicit order is refused.
+MAX_POLYGON_AUTO_ORDER = 10
+MAX_POLYGON_ORDER = 12
 HYBRID_ORDER = 3
 _DATABASE = {
     key: entry
@@ -123,17 +129,25 @@ def plan(request: SimulationRequest) -> Plan:
     predicted_sabine = sabine(volume, surface, table).tolist()
     predicted_eyring = eyring(volume, surface, table).tolist()
     method = request.method
+    polygon = isinstance(request.room, Polygon)
     if isinstance(method.image_source_order, int):
         order, rays = method.image_source_order, method.ray_tracing
+        if polygon and order > MAX_POLYGON_ORDER:
+            raise RoomError(
+                f"method.image_source_order: at most {MAX_POLYGON_ORDER} in a polygon room "
+                "(its image sources grow exponentially with the order); use auto, or "
+                "ray_tracing"
+            )
         why = "as asked"
     else:
         radius = min(a * b / math.hypot(a, b) for a, b in itertools.combinations(sides, 2))
         needed = math.ceil(SPEED_OF_SOUND * max(predicted_eyring) / radius - 1)
-        if method.ray_tracing or needed > MAX_ORDER:
+        limit = MAX_POLYGON_AUTO_ORDER if polygon else MAX_ORDER
+        if method.ray_tracing or needed > limit:
             order, rays = HYBRID_ORDER, True
             why = (
                 "hybrid, as asked" if method.ray_tracing
-                else f"hybrid: image sources would need order {needed} (> {MAX_ORDER})"
+                else f"hybrid: image sources would need order {needed} (> {limit})"
             )  # fmt: skip
         else:
             order, rays = max(needed, 1), False

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sonalyze.settings import StorageClientSettings
 
@@ -34,6 +34,12 @@ class SimulationSettings(StorageClientSettings):
         gt=0,
         description="local runner: a running job without a heartbeat for this long has lost "
         "its worker, and is retried.",
+    )
+    job_deadline_s: int = Field(
+        3600,
+        ge=1,
+        description="How long a job's workers may run in all before it fails (a Job's "
+        "activeDeadlineSeconds; the local runner kills a worker that runs longer).",
     )
     recover_every_s: float = Field(
         30.0,
@@ -67,12 +73,19 @@ class SimulationSettings(StorageClientSettings):
     kube_memory: str = Field(
         "1Gi", description="kubernetes runner: a worker's memory request and limit."
     )
-    kube_deadline_s: int = Field(
-        3600, ge=1, description="kubernetes runner: a Job's activeDeadlineSeconds."
-    )
+
     kube_ttl_s: int = Field(
         3600, ge=0, description="kubernetes runner: a finished Job's ttlSecondsAfterFinished."
     )
+
+    @model_validator(mode="after")
+    def _heartbeats_within_staleness(self) -> Self:
+        if self.stale_s < 3 * self.heartbeat_s:
+            raise ValueError(
+                f"stale_s ({self.stale_s:g}) must be at least three heartbeats "
+                f"(3 x heartbeat_s = {3 * self.heartbeat_s:g}), or live workers count as dead"
+            )
+        return self
 
     def storage_url_for_workers(self) -> str:
         return self.worker_storage_url or self.storage_url

@@ -13,8 +13,9 @@ Exit status:
 - 0: the job succeeded, or there was nothing to do (it had ended, or it was cancelled or handed
   to another worker meanwhile; a worker whose job moved without it stops at once);
 - 2 (:data:`EXIT_FAILED`): the job failed for good, its request being one that cannot be
-  simulated (or its result one storage refuses as too large); the reason is recorded on the
-  job, and ``simulation.result`` says it;
+  simulated (or its result one storage refuses as too large), or its attempts
+  (``SONALYZE_MAX_ATTEMPTS``) used up by workers before this one; the reason is recorded on
+  the job, and ``simulation.result`` says it;
 - 1 (:data:`EXIT_RETRY`): something a retry may not meet (storage unreachable, out of memory):
   the reason is noted on the job if storage can be reached, and the job is left to its runner.
 """
@@ -44,7 +45,7 @@ from sonalyze.storage_client import (
     StorageError,
     StorageTooLarge,
 )
-from sonalyze_simulation.job_reporter import JobEnded, JobReporter
+from sonalyze_simulation.job_reporter import AttemptsUsedUp, JobEnded, JobReporter
 from sonalyze_simulation.rooms import RoomError
 from sonalyze_simulation.simulate import simulate, summary
 
@@ -58,6 +59,9 @@ class WorkerSettings(StorageClientSettings):
     job_id: UUID = Field(description="The simulation job to run.")
     heartbeat_s: float = Field(
         10.0, gt=0, le=300, description="How often a running worker says it is alive."
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=10, description="Workers a job gets in all; past them, it fails."
     )
     chunk_bytes: int = Field(
         256 * 1024,
@@ -92,26 +96,36 @@ async def run(settings: WorkerSettings) -> int:
         settings.storage_url, settings.internal_token_value(), settings.storage_timeout_s
     ) as storage:
         try:
-            reporter = await JobReporter.claim(storage, settings.job_id)
+            reporter = await JobReporter.claim(storage, settings.job_id, settings.max_attempts)
         except StorageError as error:
             logger.error("job %s not claimed: %s", settings.job_id, error)
             return EXIT_RETRY
+        except AttemptsUsedUp as used_up:
+            logger.error("job %s failed: %s", settings.job_id, used_up)
+            return EXIT_FAILED
         if reporter is None:
             logger.info("job %s has ended already; nothing to do", settings.job_id)
             return EXIT_OK
-        heartbeat = asyncio.create_task(_keep_beating(reporter, settings.heartbeat_s))
+        quiet = asyncio.Event()
+        heartbeat = asyncio.create_task(_keep_beating(reporter, settings.heartbeat_s, quiet))
         work = asyncio.create_task(_work(storage, reporter, settings))
         done, _ = await asyncio.wait({heartbeat, work}, return_when=asyncio.FIRST_COMPLETED)
         if work not in done:  # the heartbeat found the job moved on without this worker
             logger.info("job %s moved on without this worker; stopping", settings.job_id)
             return EXIT_OK
-        heartbeat.cancel()
+        quiet.set()
+        await heartbeat  # not cancelled: a heartbeat under way finishes, its version kept
         return await _conclude(reporter, work)
 
 
-async def _keep_beating(reporter: JobReporter, every_s: float) -> None:
+async def _keep_beating(reporter: JobReporter, every_s: float, quiet: asyncio.Event) -> None:
+    """A heartbeat every ``every_s`` until ``quiet`` is set (or the job moved on)."""
     while True:
-        await asyncio.sleep(every_s)
+        try:
+            await asyncio.wait_for(quiet.wait(), every_s)
+            return
+        except TimeoutError:
+            pass
         try:
             await reporter.heartbeat()
         except JobEnded:

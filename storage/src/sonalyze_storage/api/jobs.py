@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from sonalyze.domain import JobState
+from sonalyze.domain import FINAL_JOB_STATES, JobState
 from sonalyze.storage_api import (
     AnalysisCreate,
     AnalysisRead,
@@ -26,8 +26,6 @@ from sonalyze_storage.tables import Analysis, Lobby, Measurement, SimulationJob
 
 router = APIRouter(tags=["jobs"])
 
-FINAL_STATES = (JobState.succeeded, JobState.failed, JobState.cancelled)
-
 
 def _job_values(body: JobUpdate) -> dict[str, object]:
     values: dict[str, object] = {"state": body.state}
@@ -36,6 +34,7 @@ def _job_values(body: JobUpdate) -> dict[str, object]:
             values[field] = getattr(body, field)
     if body.state == JobState.succeeded:
         values["progress"] = 1.0
+        values["error"] = None  # an earlier attempt's reason is no error of the outcome
     return values
 
 
@@ -84,7 +83,7 @@ async def update_analysis(analysis_id: UUID, body: JobUpdate, session: SessionDe
         body.expected_version,
         _job_values(body),
         "analysis",
-        FINAL_STATES,
+        FINAL_JOB_STATES,
     )
     lobby_id = None
     if row.measurement_id is not None:
@@ -173,11 +172,11 @@ async def update_simulation_job(
     if body.new_attempt:
         values["attempts"] = col(SimulationJob.attempts) + 1
         values["started_at"] = sa.func.coalesce(col(SimulationJob.started_at), sa.func.now())
-    if body.state in FINAL_STATES:
+    if body.state in FINAL_JOB_STATES:
         values["finished_at"] = sa.func.now()
     row = await update_versioned(
         session, SimulationJob, job_id, body.expected_version, values, "simulation job",
-        FINAL_STATES,
+        FINAL_JOB_STATES,
     )  # fmt: skip
     await _commit(session, row.lobby_id, body)
     return row
