@@ -215,12 +215,15 @@ class KubeRunner:
                 backoff = min(2 * backoff, _BACKOFF_S[1])
 
     async def _reconcile(self) -> str:
-        """:meth:`recover`; the resourceVersion of the Jobs' list, to watch from."""
-        listed: Any = await asyncio.to_thread(
-            self._batch.list_namespaced_job, self._namespace, label_selector=self._selector
-        )
+        """:meth:`recover`; the resourceVersion of the Jobs' list, to watch from.
+
+        Storage is read first: a job running then had its Job before, so the Jobs' list
+        that follows has it unless it is truly gone."""
         unfinished = await self._storage.list_simulation_jobs(
             [JobState.queued, JobState.running], limit=1000
+        )
+        listed: Any = await asyncio.to_thread(
+            self._batch.list_namespaced_job, self._namespace, label_selector=self._selector
         )
         open_ids = {job.id for job in unfinished}
         have = {_job_id(job) for job in listed.items}
