@@ -93,16 +93,6 @@ def test_ping_and_time_sync(gateway: str) -> None:
     run(scenario())
 
 
-def test_simulation_commands_are_unavailable_for_now(gateway: str) -> None:
-    async def scenario() -> None:
-        phone = await Phone.connect(gateway)
-        reply = await phone.command("simulation.request", {})
-        assert reply["type"] == "error" and reply["payload"]["code"] == "unavailable"
-        await phone.close()
-
-    run(scenario())
-
-
 def test_metrics_count_connections_and_messages(gateway: str) -> None:
     async def scenario() -> None:
         phone = await Phone.connect(gateway)

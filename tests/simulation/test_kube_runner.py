@@ -335,7 +335,7 @@ def test_after_a_restart_recovery_leaves_no_job_orphaned(
             vanished = await s.storage.get_simulation_job(vanished.id)
             assert (vanished.state, vanished.error) == (
                 JobState.failed,
-                "its Kubernetes Job disappeared; gave up after 1 attempts",
+                "its Kubernetes Job disappeared; gave up after 1 attempt",
             )
 
     asyncio.run(scenario())
@@ -344,6 +344,10 @@ def test_after_a_restart_recovery_leaves_no_job_orphaned(
 def test_without_the_binaries_or_the_scripts_these_tests_skip(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
+    scripts = tmp_path / "k8s"
+    scripts.mkdir()
+    (scripts / "start-apiserver.sh").touch()
+    monkeypatch.setattr(kube_apiserver, "SCRIPTS", scripts)
     monkeypatch.setenv("K8S_HOME", str(tmp_path))
     assert "kube-apiserver" in (missing() or "")
     monkeypatch.setattr(kube_apiserver, "SCRIPTS", tmp_path / "no-shared")

@@ -60,7 +60,9 @@ class JobReporter:
         reporter = cls(storage, job)
         try:
             if job.attempts >= max_attempts:
-                why = f"gave up after {job.attempts} attempts: {job.error or 'no reason given'}"
+                plural = "s" * (job.attempts != 1)
+                last = job.error or "no reason given"
+                why = f"gave up after {job.attempts} attempt{plural}: {last}"
                 await reporter.fail(why)
                 raise AttemptsUsedUp(why)
             began = reporter._progress_event(0.0, "a worker began", job.attempts + 1)

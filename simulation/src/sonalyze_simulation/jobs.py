@@ -57,7 +57,8 @@ class Lifecycle:
             return False
         attempts = job.attempts
         if attempts >= self.max_attempts:
-            await self.fail(job, f"{why}; gave up after {attempts} attempts")
+            plural = "s" * (attempts != 1)
+            await self.fail(job, f"{why}; gave up after {attempts} attempt{plural}")
             return False
         note = f"attempt {attempts}: {why}"[:MAX_ERROR_CHARS]
         again = SimulationJobUpdate(
