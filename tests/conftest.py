@@ -137,6 +137,12 @@ def storage_settings(database_url: str) -> StorageSettings:
     )
 
 
+def with_room_for_audio(settings: StorageSettings) -> StorageSettings:
+    """The test storage with room for whole recordings and impulse responses (16 MiB a blob),
+    for the tests of the services that store audio."""
+    return settings.model_copy(update={"max_blob_bytes": 16 * 1024 * 1024})
+
+
 @pytest.fixture
 def storage_url(storage_settings: StorageSettings) -> Iterator[str]:
     """Base URL of a storage service on real HTTP over a fresh database."""

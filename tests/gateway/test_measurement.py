@@ -26,7 +26,7 @@ from sonalyze_measurement.app import create_app as create_measurement_app
 from sonalyze_measurement.settings import MeasurementSettings
 from sonalyze_measurement.sweeps import design, render
 from sonalyze_storage.settings import StorageSettings
-from tests.conftest import TOKEN, free_port, serving
+from tests.conftest import TOKEN, free_port, serving, with_room_for_audio
 from tests.gateway.conftest import ORIGIN, SECRET
 from tests.gateway.phone import Phone
 from tests.measurement.test_analysis import room
@@ -36,7 +36,7 @@ SWEEP = {"duration": 1.0, "lead_in": 0.5, "tail": 2.0}
 
 @pytest.fixture
 def storage_settings(storage_settings: StorageSettings) -> StorageSettings:
-    return storage_settings.model_copy(update={"max_blob_bytes": 16 * 1024 * 1024})
+    return with_room_for_audio(storage_settings)
 
 
 @pytest.fixture

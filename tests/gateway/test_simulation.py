@@ -16,13 +16,11 @@ import soundfile
 
 from sonalyze.simulation_api import SimulationRequest
 from sonalyze_gateway.settings import GatewaySettings
-from sonalyze_lobby.app import create_app as create_lobby_app
-from sonalyze_lobby.settings import LobbySettings
 from sonalyze_simulation.app import create_app as create_simulation_app
 from sonalyze_simulation.settings import SimulationSettings
 from sonalyze_simulation.simulate import simulate
 from sonalyze_storage.settings import StorageSettings
-from tests.conftest import TOKEN, serving
+from tests.conftest import TOKEN, serving, with_room_for_audio
 from tests.gateway.conftest import ORIGIN, SECRET
 from tests.gateway.phone import Phone
 from tests.simulation.helpers import slow_request
@@ -31,7 +29,7 @@ from tests.simulation.test_request import request
 
 @pytest.fixture
 def storage_settings(storage_settings: StorageSettings) -> StorageSettings:
-    return storage_settings.model_copy(update={"max_blob_bytes": 16 * 1024 * 1024})
+    return with_room_for_audio(storage_settings)
 
 
 @pytest.fixture
@@ -40,13 +38,6 @@ def simulation_url(storage_url: str) -> Iterator[str]:
         storage_url=storage_url, internal_token=TOKEN, worker_chunk_bytes=64 * 1024
     )
     with serving(create_simulation_app(settings)) as url:
-        yield url
-
-
-@pytest.fixture
-def lobby_url(storage_url: str) -> Iterator[str]:
-    settings = LobbySettings(storage_url=storage_url, internal_token=TOKEN)
-    with serving(create_lobby_app(settings)) as url:
         yield url
 
 

@@ -11,14 +11,14 @@ import pytest
 from sonalyze_measurement.app import create_app
 from sonalyze_measurement.settings import MeasurementSettings
 from sonalyze_storage.settings import StorageSettings
-from tests.conftest import TOKEN, serving
+from tests.conftest import TOKEN, serving, with_room_for_audio
 from tests.measurement.helpers import AUTH
 
 
 @pytest.fixture
 def storage_settings(storage_settings: StorageSettings) -> StorageSettings:
-    """The shared test storage, with room for whole recordings (16 MiB a blob)."""
-    return storage_settings.model_copy(update={"max_blob_bytes": 16 * 1024 * 1024})
+    """The shared test storage, with room for whole recordings."""
+    return with_room_for_audio(storage_settings)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from sonalyze_simulation.app import create_app
 from sonalyze_simulation.settings import SimulationSettings
 from sonalyze_storage.settings import StorageSettings
-from tests.conftest import TOKEN, free_port, serving
+from tests.conftest import TOKEN, free_port, serving, with_room_for_audio
 from tests.gateway.conftest import wait_ready
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -24,8 +24,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 def storage_settings(storage_settings: StorageSettings) -> StorageSettings:
-    """The shared test storage, with room for impulse responses (16 MiB a blob)."""
-    return storage_settings.model_copy(update={"max_blob_bytes": 16 * 1024 * 1024})
+    """The shared test storage, with room for impulse responses."""
+    return with_room_for_audio(storage_settings)
 
 
 @pytest.fixture
