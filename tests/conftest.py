@@ -187,3 +187,15 @@ def snapshot(database_url: str) -> Callable[[], dict[str, str]]:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Any]:
+    """A real Kubernetes API server (:mod:`tests.kube_apiserver`), shared by the session's
+    ``kubernetes`` tests; they skip, with the reason, where it cannot be started."""
+    from tests.kube_apiserver import apiserver, missing
+
+    if (why := missing()) is not None:
+        pytest.skip(why)
+    with apiserver() as server:
+        yield server

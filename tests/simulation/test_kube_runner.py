@@ -1,5 +1,5 @@
 """The Kubernetes runner against a real API server (1.20, with its Job controller and garbage
-collector; :mod:`tests.simulation.kube_apiserver`) and a real storage service.
+collector; :mod:`tests.kube_apiserver`) and a real storage service.
 
 The runner acts as the chart's ServiceAccount, allowed only :data:`ROLE_RULES`, so every test
 also shows that the Role is enough. No kubelet runs: a test plays the worker (it reports to
@@ -29,9 +29,9 @@ from sonalyze_simulation.jobs import Lifecycle, SimulationJobs
 from sonalyze_simulation.kube_job import JOB_ID_LABEL, JobTemplate, build_job, job_name
 from sonalyze_simulation.kube_runner import ROLE_RULES, KubeRunner
 from sonalyze_simulation.simulation_metrics import SimulationMetrics
+from tests import kube_apiserver
 from tests.conftest import TOKEN
-from tests.simulation import kube_apiserver
-from tests.simulation.kube_apiserver import ApiServer, apiserver, finish_pod, missing
+from tests.kube_apiserver import ApiServer, finish_pod, missing
 
 pytestmark = pytest.mark.kubernetes
 _WHY_NOT = missing()
@@ -41,14 +41,6 @@ SERVICE_ACCOUNT = "sonalyze-simulation"
 TEMPLATE = JobTemplate(image="registry.test/sonalyze-simulation:1.0", storage_url="http://st:8084")
 ONE_ATTEMPT = replace(TEMPLATE, backoff_limit=0)
 T = TypeVar("T")
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ApiServer]:
-    if (why := missing()) is not None:
-        pytest.skip(why)
-    with apiserver() as server:
-        yield server
 
 
 @dataclass

@@ -25,7 +25,7 @@ from kubernetes import client, config
 
 from tests.conftest import free_port
 
-SCRIPTS = Path(__file__).resolve().parents[2].parent / "shared" / "k8s"
+SCRIPTS = Path(__file__).resolve().parents[1].parent / "shared" / "k8s"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
 
 
