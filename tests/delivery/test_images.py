@@ -117,6 +117,13 @@ def under(path: str, source: str) -> bool:
     return source in (".", "./", path) or path.startswith(source.rstrip("/") + "/")
 
 
+def default_port(service: str) -> int:
+    """The port the service listens on unless told otherwise (its settings' default)."""
+    settings = importlib.import_module(f"sonalyze_{service}.settings")
+    port: int = getattr(settings, f"{service.capitalize()}Settings").model_fields["port"].default
+    return port
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_hadolint_finds_nothing(service: str) -> None:
     lint = subprocess.run(
@@ -154,9 +161,7 @@ def test_the_image_runs_the_service_as_the_contract_says(service: str) -> None:
     for run in (i.value for i in final if i.keyword == "RUN"):
         assert not re.search(r"\b(apt-get|apt|apk|pip|uv|gcc|make|build-essential)\b", run)
     assert json.loads(last(final, "ENTRYPOINT").value) == ["python", "-m", f"sonalyze_{service}"]
-    settings = importlib.import_module(f"sonalyze_{service}.settings")
-    port = getattr(settings, f"{service.capitalize()}Settings").model_fields["port"].default
-    assert last(final, "EXPOSE").value == str(port)
+    assert last(final, "EXPOSE").value == str(default_port(service))
     labels = {k: v for i in final if i.keyword == "LABEL" for k, v in i.pairs().items()}
     assert labels["org.opencontainers.image.title"] == f"sonalyze-{service}"
     assert labels["org.opencontainers.image.description"]
@@ -259,3 +264,15 @@ def run_in(python: Path, script: str, *args: str) -> str:
     run = subprocess.run([python, "-I", "-c", script, *args], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     return run.stdout
+
+
+@pytest.mark.parametrize("service", [s for s in SERVICES if s != "gateway"])
+def test_the_five_images_are_built_alike(service: str) -> None:
+    """Each service keeps its own Dockerfile and ignore file (its folder, its image), but they are
+    one text with the service's name and port: a change to one is made to all."""
+    port = {s: str(default_port(s)) for s in ("gateway", service)}
+    for name in ("Dockerfile", "Dockerfile.dockerignore"):
+        text = (ROOT / service / name).read_text()
+        expected = (ROOT / "gateway" / name).read_text()
+        expected = expected.replace("gateway", service).replace(port["gateway"], port[service])
+        assert text == expected, f"{service}/{name} differs from gateway/{name} beyond its name"
