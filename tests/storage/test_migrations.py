@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import sqlalchemy as sa
@@ -79,3 +82,39 @@ def test_alembic_cli_upgrade_head_from_the_storage_folder(empty_database: str, r
         assert result.returncode == 0, result.stderr
     with psycopg.connect(libpq(empty_database)) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
+
+
+def migrate(url: str, *args: str) -> subprocess.Popen[str]:
+    """``python -m sonalyze_storage migrate`` (what the chart runs) against ``url``."""
+    env = {**os.environ, "SONALYZE_DATABASE_URL": url}
+    command = [sys.executable, "-m", "sonalyze_storage", "migrate", *args]
+    return subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def test_migrate_waits_for_a_database_that_is_still_starting(
+    empty_database: str, tmp_path: Path
+) -> None:
+    # The database's URL names a socket directory where Postgres appears only a moment later.
+    url = libpq(empty_database)
+    real = Path(parse_qs(urlsplit(url).query)["host"][0])
+    later = tmp_path / "socket"
+    later.mkdir()
+    running = migrate(url.replace(str(real), str(later)), "--wait-s", "60")
+    time.sleep(2)
+    assert running.poll() is None, running.stderr.read() if running.stderr else ""
+    (later / ".s.PGSQL.5432").symlink_to(real / ".s.PGSQL.5432")
+    _, stderr = running.communicate(timeout=60)
+    assert running.returncode == 0, stderr
+    assert "waiting for the database" in stderr
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
+
+
+def test_migrate_gives_up_on_an_absent_database_with_the_reason(tmp_path: Path) -> None:
+    started = time.monotonic()
+    running = migrate(f"postgresql://sonalyze@/sonalyze?host={tmp_path}", "--wait-s", "1.5")
+    _, stderr = running.communicate(timeout=60)
+    assert running.returncode == 1
+    assert time.monotonic() - started >= 1.5
+    assert "the database did not answer within 1.5 s" in stderr
+    assert "Traceback" not in stderr

@@ -8,7 +8,7 @@ import logging
 from sonalyze.logs import configure_logging
 from sonalyze.service import serve
 from sonalyze_storage.app import create_app
-from sonalyze_storage.migrate import upgrade
+from sonalyze_storage.migrate import DatabaseUnreachable, upgrade, wait_for_database
 from sonalyze_storage.settings import StorageSettings
 
 
@@ -24,12 +24,26 @@ def main() -> None:
         choices=["serve", "migrate"],
         help="serve: run the HTTP service (default); migrate: upgrade the schema to head",
     )
+    parser.add_argument(
+        "--wait-s",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="migrate: wait this long for the database to accept connections (default: 0)",
+    )
     args = parser.parse_args()
     settings = StorageSettings()
     if args.command == "migrate":
         configure_logging("storage", settings.log_level, settings.log_format)
-        logging.getLogger(__name__).info("migrating the database to head")
-        upgrade(settings.database_url.get_secret_value())
+        log = logging.getLogger(__name__)
+        url = settings.database_url.get_secret_value()
+        try:
+            wait_for_database(url, args.wait_s)
+        except DatabaseUnreachable as error:
+            log.error("%s", error)
+            raise SystemExit(1) from None
+        log.info("migrating the database to head")
+        upgrade(url)
     else:
         serve("storage", create_app, settings)
 
