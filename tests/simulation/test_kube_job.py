@@ -84,9 +84,14 @@ def test_the_template_from_the_settings_gives_a_job_max_attempts_workers() -> No
             "kube_memory": "3Gi",
             "job_deadline_s": 600,
             "kube_ttl_s": 60,
+            "kube_image_pull_secrets": ["registry-login"],
+            "kube_image_pull_policy": "Always",
         }
     )
     job = manifest(JobTemplate.from_settings(settings))
+    pod = job["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "registry-login"}]
+    assert pod["containers"][0]["imagePullPolicy"] == "Always"
     kubernetes_validate.validate(job, "1.30", strict=True)
     spec = job["spec"]
     assert spec["backoffLimit"] == 3  # 4 workers in all

@@ -29,6 +29,7 @@ from kubernetes.client import (
     V1EnvVarSource,
     V1Job,
     V1JobSpec,
+    V1LocalObjectReference,
     V1ObjectMeta,
     V1PodFailurePolicy,
     V1PodFailurePolicyOnExitCodesRequirement,
@@ -69,6 +70,8 @@ class JobTemplate:
     ttl_after_finished_s: int = 3600
     max_attempts: int = 3
     chunk_bytes: int = 256 * 1024
+    image_pull_secrets: tuple[str, ...] = ()
+    image_pull_policy: str = "IfNotPresent"
 
     @classmethod
     def from_settings(cls, settings: SimulationSettings) -> Self:
@@ -85,6 +88,8 @@ class JobTemplate:
             ttl_after_finished_s=settings.kube_ttl_s,
             max_attempts=settings.max_attempts,
             chunk_bytes=settings.worker_chunk_bytes,
+            image_pull_secrets=tuple(settings.kube_image_pull_secrets),
+            image_pull_policy=settings.kube_image_pull_policy,
         )
 
 
@@ -107,6 +112,7 @@ def build_job(job_id: UUID, template: JobTemplate) -> V1Job:
     container = V1Container(
         name=CONTAINER,
         image=template.image,
+        image_pull_policy=template.image_pull_policy,
         command=["python", "-m", "sonalyze_simulation.worker"],
         env=[
             V1EnvVar(name="SONALYZE_JOB_ID", value=str(job_id)),
@@ -131,6 +137,8 @@ def build_job(job_id: UUID, template: JobTemplate) -> V1Job:
     pod = V1PodSpec(
         restart_policy="Never",
         automount_service_account_token=False,
+        image_pull_secrets=[V1LocalObjectReference(name=n) for n in template.image_pull_secrets]
+        or None,  # none: the field stays out of the Job
         containers=[container],
         security_context=V1PodSecurityContext(
             run_as_non_root=True,

@@ -77,6 +77,13 @@ class SimulationSettings(StorageClientSettings):
     kube_ttl_s: int = Field(
         3600, ge=0, description="kubernetes runner: a finished Job's ttlSecondsAfterFinished."
     )
+    kube_image_pull_secrets: list[str] = Field(
+        default_factory=list,
+        description="kubernetes runner: Secrets to pull the workers' image with (JSON list).",
+    )
+    kube_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="kubernetes runner: the workers' imagePullPolicy."
+    )
 
     @model_validator(mode="after")
     def _heartbeats_within_staleness(self) -> Self:
