@@ -45,3 +45,13 @@ def named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]
     """The one object of ``kind`` called ``name``."""
     (found,) = [obj for obj in kinds(objects, kind) if obj["metadata"]["name"] == name]
     return found
+
+
+def component(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """The one object of ``kind`` labelled as component ``name`` (whatever the release)."""
+    (found,) = [
+        obj
+        for obj in kinds(objects, kind)
+        if obj["metadata"]["labels"]["app.kubernetes.io/component"] == name
+    ]
+    return found

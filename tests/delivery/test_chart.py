@@ -4,6 +4,7 @@ they say."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from typing import Any
@@ -114,7 +115,7 @@ def test_every_pod_is_hardened(objects: list[dict[str, Any]]) -> None:
         assert spec["securityContext"]["runAsUser"] > 0, name
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         assert not spec.get("hostNetwork") and not spec.get("hostPID"), name
-        for container in spec["containers"]:
+        for container in spec.get("initContainers", []) + spec["containers"]:
             context = container["securityContext"]
             assert context["readOnlyRootFilesystem"] is True, name
             assert context["allowPrivilegeEscalation"] is False, name
@@ -153,7 +154,7 @@ def secret_refs(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {
         (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
         for _, template in pod_specs(objects)
-        for container in template["spec"]["containers"]
+        for container in template["spec"].get("initContainers", []) + template["spec"]["containers"]
         for e in container.get("env", [])
         if "secretKeyRef" in e.get("valueFrom", {})
     }
@@ -184,15 +185,27 @@ def test_the_database_is_in_the_release_unless_an_external_one_is_given() -> Non
     assert ("internal", "token") in refs and ("devices", "secrets") in refs
 
 
-def test_the_migrations_run_as_a_hook_in_the_storage_image() -> None:
+def test_the_schema_is_migrated_before_storage_serves_and_before_every_upgrade() -> None:
     objects = render()
+    storage = named(objects, "Deployment", "sonalyze-storage")["spec"]["template"]["spec"]
+    (migrate,) = storage["initContainers"]
+    assert migrate["args"] == ["migrate", "--wait-s", "300"]
+    assert migrate["image"] == storage["containers"][0]["image"]
     (job,) = kinds(objects, "Job")
-    annotations = job["metadata"]["annotations"]
-    assert annotations["helm.sh/hook"] == "post-install,pre-upgrade"
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    assert container["args"] == ["migrate"]
-    assert container["image"].split("/")[-1] == "sonalyze-storage:0.1.0"
+    assert container["args"] == ["migrate", "--wait-s", "300"]
+    assert container["image"] == migrate["image"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_generated_credentials_outlive_the_release() -> None:
+    """An uninstall keeps them: a reinstall finds the database volume's password, and devices
+    keep their tokens."""
+    for secret in kinds(render(), "Secret"):
+        assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    external = named(render(VALUE_SETS["external database"]), "Secret", "sonalyze-database")
+    assert "annotations" not in external["metadata"], "the operator's URL is not ours to keep"
 
 
 def test_the_ingress_reaches_the_gateway_with_long_websocket_timeouts() -> None:
@@ -232,6 +245,54 @@ def test_monitoring_is_off_by_default_and_covers_every_service_when_on() -> None
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     shipped = json.loads((CHART / "dashboards" / "sonalyze.json").read_text())
     assert json.loads(dashboard["data"]["sonalyze.json"]) == shipped
+
+
+@pytest.mark.parametrize("release", ["sonalyze", "prod", "a-long-release-name-for-staging-eu-1"])
+def test_every_setting_the_chart_gives_is_one_the_service_reads(
+    release: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settings ignore unknown names, so a misspelt one would pass silently: every SONALYZE_*
+    name must be a field of the service's settings, and every value must parse."""
+    secret = {
+        "SONALYZE_INTERNAL_TOKEN": "a-token",
+        "SONALYZE_DEVICE_TOKEN_SECRETS": '["a-secret"]',
+        "SONALYZE_DATABASE_URL": "postgresql://u:p@db/s",
+    }
+    for deployment in kinds(render(release=release), "Deployment"):
+        service = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
+        module = importlib.import_module(f"sonalyze_{service}.settings")
+        settings_class = getattr(module, f"{service.capitalize()}Settings")
+        with monkeypatch.context() as env:
+            for var in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
+                name = var["name"]
+                assert name.removeprefix("SONALYZE_").lower() in settings_class.model_fields, name
+                env.setenv(name, var.get("value", secret.get(name, "")))
+            settings = settings_class()
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert settings.port == container["ports"][0]["containerPort"]
+
+
+def test_names_fit_kubernetes_limits_for_a_long_release_name() -> None:
+    objects = render(release="a-rather-long-release-name-for-the-staging-cluster-eu-west-1")
+    for obj in objects:
+        limit = 52 if obj["kind"] == "StatefulSet" else 63  # its pods' revision label
+        assert len(obj["metadata"]["name"]) <= limit, obj["metadata"]["name"]
+
+
+def test_whole_numbers_stay_whole() -> None:
+    """Helm reads numbers as floats; a million must not reach a service as 1e+06."""
+    values = {
+        "simulation": {"worker": {"ttlSecondsAfterFinished": 1_000_000}},
+        "services": {"storage": {"env": {"SONALYZE_MAX_BLOB_BYTES": 536_870_912}}},
+    }
+    objects = render(values)
+    env = {
+        e["name"]: e.get("value")
+        for d in kinds(objects, "Deployment")
+        for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["SONALYZE_KUBE_TTL_S"] == "1000000"
+    assert env["SONALYZE_MAX_BLOB_BYTES"] == "536870912"
 
 
 def test_a_services_env_overrides_a_setting_once() -> None:

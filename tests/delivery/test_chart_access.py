@@ -5,8 +5,10 @@ which itself must be exactly how the services are wired to each other."""
 from __future__ import annotations
 
 import base64
+import os
 import uuid
 from typing import Any
+from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,7 +16,7 @@ import pytest
 from sonalyze_simulation.kube_job import JobTemplate, build_job
 from sonalyze_simulation.kube_runner import ROLE_RULES
 from sonalyze_simulation.settings import SimulationSettings
-from tests.delivery.chart import kinds, named, render
+from tests.delivery.chart import component, kinds, named, render
 from tests.delivery.test_chart import VALUE_SETS, pod_specs, selects
 
 # The most the issue allows the simulation service (jobs; pods; pods/log).
@@ -27,9 +29,15 @@ COMPONENT = "app.kubernetes.io/component"
 Edge = tuple[str, str, int]  # caller, callee, port
 
 
-@pytest.fixture(scope="module", params=list(VALUE_SETS), ids=list(VALUE_SETS))
+# Each value set as release "sonalyze", and the default one as release "prod" too: names and
+# the worker Jobs' labels follow the release.
+RELEASES = [(name, "sonalyze") for name in VALUE_SETS] + [("default", "prod")]
+
+
+@pytest.fixture(scope="module", params=RELEASES, ids=[f"{v} as {r}" for v, r in RELEASES])
 def objects(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
-    return render(VALUE_SETS[request.param])
+    values, release = request.param
+    return render(VALUE_SETS[values], release=release)
 
 
 def plain_env(container: dict[str, Any]) -> dict[str, str]:
@@ -39,10 +47,10 @@ def plain_env(container: dict[str, Any]) -> dict[str, str]:
 def worker_job(objects: list[dict[str, Any]]) -> dict[str, Any]:
     """The Job the simulation service would create, built by its own code from the settings the
     chart gives it."""
-    simulation = named(objects, "Deployment", "sonalyze-simulation")
+    simulation = component(objects, "Deployment", "simulation")
     env = plain_env(simulation["spec"]["template"]["spec"]["containers"][0])
-    fields = {name.removeprefix("SONALYZE_").lower(): value for name, value in env.items()}
-    settings = SimulationSettings(**fields)
+    with mock.patch.dict(os.environ, env):  # read as the service reads its environment
+        settings = SimulationSettings()
     job = build_job(uuid.uuid4(), JobTemplate.from_settings(settings))
     from kubernetes.client import ApiClient
 
@@ -70,7 +78,7 @@ def wiring(objects: list[dict[str, Any]]) -> set[Edge]:
     worker = worker_job(objects)["spec"]["template"]
     containers += [(worker["metadata"]["labels"][COMPONENT], worker["spec"]["containers"][0])]
     database = next(
-        (s for s in kinds(objects, "Secret") if s["metadata"]["name"] == "sonalyze-database"), None
+        (s for s in kinds(objects, "Secret") if s["metadata"]["name"].endswith("-database")), None
     )
     for caller, container in containers:
         urls = [v for k, v in plain_env(container).items() if k.endswith("_URL")]
@@ -78,9 +86,9 @@ def wiring(objects: list[dict[str, Any]]) -> set[Edge]:
             ref = e.get("valueFrom", {}).get("secretKeyRef")
             if e["name"] == "SONALYZE_DATABASE_URL" and database and ref["key"] in database["data"]:
                 urls.append(base64.b64decode(database["data"][ref["key"]]).decode())
+        services = {service["metadata"]["name"] for service in kinds(objects, "Service")}
         for url in urls:
-            host = urlsplit(url).hostname or ""
-            if host.startswith("sonalyze-"):
+            if urlsplit(url).hostname in services:
                 edges.add((caller, *component_of(objects, url)))
     return edges
 
@@ -127,11 +135,13 @@ def test_network_policies_admit_exactly_the_callers_map(objects: list[dict[str, 
 
 
 def test_every_pod_is_denied_by_default_and_may_ask_dns(objects: list[dict[str, Any]]) -> None:
+    release = objects[0]["metadata"]["labels"]["app.kubernetes.io/instance"]
+    prefix = release if "sonalyze" in release else f"{release}-sonalyze"
     policies = {p["metadata"]["name"]: p["spec"] for p in kinds(objects, "NetworkPolicy")}
-    deny = policies["sonalyze-default-deny"]
+    deny = policies[f"{prefix}-default-deny"]
     assert deny["policyTypes"] == ["Ingress", "Egress"]
     assert "ingress" not in deny and "egress" not in deny
-    dns = policies["sonalyze-dns"]
+    dns = policies[f"{prefix}-dns"]
     assert [p["port"] for p in dns["egress"][0]["ports"]] == [53, 53]
     templates = [t for _, t in pod_specs(objects)] + [worker_job(objects)["spec"]["template"]]
     for template in templates:
@@ -147,12 +157,13 @@ def test_only_the_gateway_is_reachable_from_outside(objects: list[dict[str, Any]
         assert service["spec"]["type"] == "ClusterIP"
         assert "externalIPs" not in service["spec"]
     for ingress in kinds(objects, "Ingress"):
-        backends = {
-            path["backend"]["service"]["name"]
+        routes = {
+            (path["path"], path["backend"]["service"]["name"])
             for rule in ingress["spec"]["rules"]
             for path in rule["http"]["paths"]
         }
-        assert backends == {"sonalyze-gateway"}
+        # The public API only: not the gateway's /metrics, health or API docs.
+        assert routes == {("/v1", component(objects, "Service", "gateway")["metadata"]["name"])}
     monitoring = bool(kinds(objects, "ServiceMonitor"))
     for policy in kinds(objects, "NetworkPolicy"):
         own = policy["spec"]["podSelector"]["matchLabels"].get(COMPONENT)
@@ -161,7 +172,7 @@ def test_only_the_gateway_is_reachable_from_outside(objects: list[dict[str, Any]
             if outside and own != "gateway":
                 # Only Prometheus, when monitoring is on, reaches the others (their /metrics).
                 assert monitoring and outside == render_values()["networkPolicy"]["prometheus"]
-    gateway = named(objects, "NetworkPolicy", "sonalyze-gateway")["spec"]
+    gateway = component(objects, "NetworkPolicy", "gateway")["spec"]
     from_outside = [r for r in gateway["ingress"] if r["from"][0].get("namespaceSelector")]
     assert len(from_outside) == bool(kinds(objects, "Ingress")) + monitoring
 
@@ -186,7 +197,7 @@ def test_the_simulation_role_grants_the_runner_its_rules_and_nothing_more(
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "sonalyze"}
     ]
-    simulation = named(objects, "Deployment", "sonalyze-simulation")["spec"]["template"]["spec"]
+    simulation = component(objects, "Deployment", "simulation")["spec"]["template"]["spec"]
     assert simulation["serviceAccountName"] == account["metadata"]["name"]
 
 
@@ -195,9 +206,10 @@ def test_the_worker_jobs_get_the_release_s_image_token_and_labels(
 ) -> None:
     job = worker_job(objects)
     labels = job["spec"]["template"]["metadata"]["labels"]
-    assert labels["app.kubernetes.io/instance"] == "sonalyze"
+    release = objects[0]["metadata"]["labels"]["app.kubernetes.io/instance"]
+    assert labels["app.kubernetes.io/instance"] == release
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    simulation = named(objects, "Deployment", "sonalyze-simulation")
+    simulation = component(objects, "Deployment", "simulation")
     assert container["image"] == simulation["spec"]["template"]["spec"]["containers"][0]["image"]
     token = next(e for e in container["env"] if e["name"] == "SONALYZE_INTERNAL_TOKEN")
     service_token = next(

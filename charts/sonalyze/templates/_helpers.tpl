@@ -1,13 +1,14 @@
 {{/* Names, labels, images and settings shared by every template. */}}
 
-{{/* "<release>-sonalyze", or the release's name when it says sonalyze already. */}}
+{{/* "<release>-sonalyze", or the release's name when it says sonalyze already; at most 43
+characters, so that "<fullname>-<component>" stays a valid name (a StatefulSet's at most 52). */}}
 {{- define "sonalyze.fullname" -}}
 {{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- .Values.fullnameOverride | trunc 43 | trimSuffix "-" -}}
 {{- else if contains .Chart.Name .Release.Name -}}
-{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- .Release.Name | trunc 43 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 43 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 
@@ -114,12 +115,12 @@ capabilities:
 {{- $root := .root -}}
 {{- $values := index $root.Values.services .service -}}
 SONALYZE_HOST: 0.0.0.0
-SONALYZE_PORT: {{ $values.port | quote }}
+SONALYZE_PORT: {{ $values.port | int64 | quote }}
 SONALYZE_LOG_FORMAT: json
 SONALYZE_LOG_LEVEL: {{ $root.Values.logLevel | quote }}
 {{- /* Readiness fails this long before shutdown, so traffic moves away first. */}}
 SONALYZE_DRAIN_DELAY_S: "5"
-SONALYZE_SHUTDOWN_TIMEOUT_S: {{ sub $values.terminationGracePeriodSeconds 10 | quote }}
+SONALYZE_SHUTDOWN_TIMEOUT_S: {{ sub (int64 $values.terminationGracePeriodSeconds) 10 | quote }}
 {{- if ne .service "storage" }}
 SONALYZE_STORAGE_URL: {{ include "sonalyze.url" (dict "root" $root "component" "storage") | quote }}
 {{- end }}
@@ -140,9 +141,11 @@ SONALYZE_KUBE_RELEASE: {{ $root.Release.Name | quote }}
 SONALYZE_KUBE_TOKEN_SECRET: {{ include "sonalyze.internalTokenSecret" $root | quote }}
 SONALYZE_KUBE_CPU: {{ $worker.cpu | quote }}
 SONALYZE_KUBE_MEMORY: {{ $worker.memory | quote }}
-SONALYZE_MAX_ATTEMPTS: {{ $worker.maxAttempts | quote }}
-SONALYZE_JOB_DEADLINE_S: {{ $worker.deadlineSeconds | quote }}
-SONALYZE_KUBE_TTL_S: {{ $worker.ttlSecondsAfterFinished | quote }}
+SONALYZE_MAX_ATTEMPTS: {{ $worker.maxAttempts | int64 | quote }}
+SONALYZE_JOB_DEADLINE_S: {{ $worker.deadlineSeconds | int64 | quote }}
+SONALYZE_KUBE_TTL_S: {{ $worker.ttlSecondsAfterFinished | int64 | quote }}
+SONALYZE_KUBE_IMAGE_PULL_SECRETS: {{ $root.Values.imagePullSecrets | toJson | quote }}
+SONALYZE_KUBE_IMAGE_PULL_POLICY: {{ $root.Values.image.pullPolicy | quote }}
 {{- end }}
 {{- end -}}
 
@@ -162,4 +165,14 @@ SONALYZE_KUBE_TTL_S: {{ $worker.ttlSecondsAfterFinished | quote }}
 {{- else if eq .service "storage" }}
 {{ include "sonalyze.databaseUrlEnv" .root }}
 {{- end }}
+{{- end -}}
+
+{{/* A setting's value as the service reads it: a whole number stays whole (Helm reads numbers
+from values files as floats, which print as 1e+06). */}}
+{{- define "sonalyze.settingValue" -}}
+{{- if and (kindIs "float64" .) (eq . (float64 (int64 .))) -}}
+{{- int64 . -}}
+{{- else -}}
+{{- . -}}
+{{- end -}}
 {{- end -}}
