@@ -100,12 +100,16 @@ def test_migrate_waits_for_a_database_that_is_still_starting(
     later = tmp_path / "socket"
     later.mkdir()
     running = migrate(url.replace(str(real), str(later)), "--wait-s", "60")
-    time.sleep(2)
-    assert running.poll() is None, running.stderr.read() if running.stderr else ""
+    assert running.stderr is not None
+    seen = ""
+    while "waiting for the database" not in seen:  # it tried, and found no database
+        line = running.stderr.readline()
+        assert line, f"migrate ended before it waited: {seen}"
+        seen += line
     (later / ".s.PGSQL.5432").symlink_to(real / ".s.PGSQL.5432")
     _, stderr = running.communicate(timeout=60)
-    assert running.returncode == 0, stderr
-    assert "waiting for the database" in stderr
+    assert running.returncode == 0, seen + stderr
+    assert "migrating the database to head" in stderr
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
 
@@ -118,3 +122,14 @@ def test_migrate_gives_up_on_an_absent_database_with_the_reason(tmp_path: Path) 
     assert time.monotonic() - started >= 1.5
     assert "the database did not answer within 1.5 s" in stderr
     assert "Traceback" not in stderr
+
+
+def test_migrate_does_not_wait_on_an_answer_waiting_cannot_change(empty_database: str) -> None:
+    url = libpq(empty_database).replace(urlsplit(libpq(empty_database)).path, "/no_such_db")
+    started = time.monotonic()
+    running = migrate(url, "--wait-s", "60")
+    _, stderr = running.communicate(timeout=60)
+    assert running.returncode == 1
+    assert time.monotonic() - started < 30, "it waited out --wait-s"
+    assert "the database refused the connection: connection failed: " in stderr
+    assert '"no_such_db" does not exist' in stderr

@@ -32,14 +32,31 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
+# What a starting or stopping server answers; any other answer of a server (a FATAL error: a
+# wrong password, no such database) stays the same however long one waits.
+_PASSING = (
+    "the database system is starting up",
+    "the database system is not yet accepting connections",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+)
+
+
+def _final(reason: str) -> bool:
+    """Whether a failed connection's message is a server's answer that waiting will not change
+    (libpq gives connection errors no SQLSTATE, so the message tells)."""
+    return "FATAL:" in reason and not any(passing in reason for passing in _PASSING)
+
+
 def wait_for_database(database_url: str, wait_s: float) -> None:
     """Return once the database accepts a connection, trying again for up to ``wait_s`` seconds
-    (a database that is still starting, as in a fresh Kubernetes release).
+    while it cannot be reached or is still starting (as in a fresh Kubernetes release).
 
     Raises
     ------
     DatabaseUnreachable
-        With the last connection error, once ``wait_s`` has passed.
+        With the last connection error, once ``wait_s`` has passed, or at once when the server
+        answers with an error that waiting will not mend (a wrong password, no such database).
     """
     deadline = time.monotonic() + wait_s
     delay = 0.5
@@ -49,6 +66,9 @@ def wait_for_database(database_url: str, wait_s: float) -> None:
                 return
         except psycopg.OperationalError as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            if _final(reason):
+                final = f"the database refused the connection: {reason}"
+                raise DatabaseUnreachable(final) from error
             if time.monotonic() + delay > deadline:
                 raise DatabaseUnreachable(
                     f"the database did not answer within {wait_s:g} s: {reason}"
