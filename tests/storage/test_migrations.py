@@ -133,3 +133,20 @@ def test_migrate_does_not_wait_on_an_answer_waiting_cannot_change(empty_database
     assert time.monotonic() - started < 30, "it waited out --wait-s"
     assert "the database refused the connection: connection failed: " in stderr
     assert '"no_such_db" does not exist' in stderr
+
+
+def test_migrate_leaves_a_schema_newer_than_the_code_alone(empty_database: str) -> None:
+    """A rollback, or an old pod restarting during a rollout, meets a schema a newer release
+    migrated: it starts, and changes nothing."""
+    upgrade(empty_database)
+    url = libpq(empty_database)
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0099'")
+    before = schema(empty_database)
+    running = migrate(url, "--wait-s", "5")
+    _, stderr = running.communicate(timeout=60)
+    assert running.returncode == 0, stderr
+    assert "the schema is at 0099, newer than this code's migrations" in stderr
+    assert schema(empty_database) == before
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0099",)

@@ -8,7 +8,12 @@ import logging
 from sonalyze.logs import configure_logging
 from sonalyze.service import serve
 from sonalyze_storage.app import create_app
-from sonalyze_storage.migrate import DatabaseUnreachable, upgrade, wait_for_database
+from sonalyze_storage.migrate import (
+    DatabaseUnreachable,
+    unknown_revisions,
+    upgrade,
+    wait_for_database,
+)
 from sonalyze_storage.settings import StorageSettings
 
 
@@ -42,6 +47,13 @@ def main() -> None:
         except DatabaseUnreachable as error:
             log.error("%s", error)
             raise SystemExit(1) from None
+        if newer := unknown_revisions(url):
+            # Migrations only add, so this code can serve a newer schema; it must not undo it.
+            log.warning(
+                "the schema is at %s, newer than this code's migrations: leaving it as it is",
+                ", ".join(newer),
+            )
+            return
         log.info("migrating the database to head")
         upgrade(url)
     else:

@@ -7,10 +7,14 @@ import time
 from importlib.resources import files
 
 import psycopg
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
-from sonalyze_storage.settings import libpq_url
+from sonalyze_storage.settings import libpq_url, sqlalchemy_url
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,25 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Migrate the database to ``revision`` (a no-op when it is there already)."""
     command.upgrade(alembic_config(database_url), revision)
+
+
+def unknown_revisions(database_url: str) -> list[str]:
+    """The database's schema revisions that this code does not know: a newer release migrated
+    it (and this one is a rollback, or an old pod restarting during a rollout)."""
+    script = ScriptDirectory.from_config(alembic_config(database_url))
+    engine = sa.create_engine(sqlalchemy_url(database_url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_heads()
+    finally:
+        engine.dispose()
+    unknown = []
+    for revision in current:
+        try:
+            script.get_revision(revision)
+        except CommandError:
+            unknown.append(revision)
+    return unknown
 
 
 # What a starting or stopping server answers; any other answer of a server (a FATAL error: a
