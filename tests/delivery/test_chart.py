@@ -186,17 +186,25 @@ def test_the_database_is_in_the_release_unless_an_external_one_is_given() -> Non
 
 
 def test_the_schema_is_migrated_before_storage_serves_and_before_every_upgrade() -> None:
-    objects = render()
-    storage = named(objects, "Deployment", "sonalyze-storage")["spec"]["template"]["spec"]
+    storage = named(render(), "Deployment", "sonalyze-storage")["spec"]["template"]["spec"]
     (migrate,) = storage["initContainers"]
     assert migrate["args"] == ["migrate", "--wait-s", "300"]
     assert migrate["image"] == storage["containers"][0]["image"]
+    # Offline, the release's Postgres does not exist yet (as at install, or on the upgrade that
+    # moves to it): no hook, the init container migrates. With a running database, a hook Job
+    # migrates the one the upgrade configures; tests/delivery/test_chart_apiserver.py shows it.
+    assert kinds(render(), "Job") == []
+    objects = render(VALUE_SETS["external database"])
     (job,) = kinds(objects, "Job")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    assert container["args"] == ["migrate", "--wait-s", "300"]
+    assert container["args"] == ["migrate", "--wait-s", "60"]
     assert container["image"] == migrate["image"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    (ref,) = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]
+    hook_secret = named(objects, "Secret", ref["name"])
+    assert hook_secret["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
+    assert int(hook_secret["metadata"]["annotations"]["helm.sh/hook-weight"]) < 0
 
 
 def test_generated_credentials_outlive_the_release() -> None:
@@ -262,13 +270,15 @@ def test_every_setting_the_chart_gives_is_one_the_service_reads(
         service = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
         module = importlib.import_module(f"sonalyze_{service}.settings")
         settings_class = getattr(module, f"{service.capitalize()}Settings")
+        spec = deployment["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        variables = [e for c in [*spec.get("initContainers", []), container] for e in c["env"]]
         with monkeypatch.context() as env:
-            for var in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
+            for var in variables:
                 name = var["name"]
                 assert name.removeprefix("SONALYZE_").lower() in settings_class.model_fields, name
                 env.setenv(name, var.get("value", secret.get(name, "")))
             settings = settings_class()
-        (container,) = deployment["spec"]["template"]["spec"]["containers"]
         assert settings.port == container["ports"][0]["containerPort"]
 
 

@@ -69,24 +69,29 @@ def component_of(objects: list[dict[str, Any]], url: str) -> tuple[str, int]:
 def wiring(objects: list[dict[str, Any]]) -> set[Edge]:
     """Every call the release's pods are configured to make to each other, read from their
     settings: service URLs, the database URL, and the worker Jobs' storage URL."""
-    edges: set[Edge] = set()
     containers = [
         (template["metadata"]["labels"][COMPONENT], container)
         for _, template in pod_specs(objects)
-        for container in template["spec"]["containers"]
+        for container in template["spec"].get("initContainers", []) + template["spec"]["containers"]
     ]
     worker = worker_job(objects)["spec"]["template"]
-    containers += [(worker["metadata"]["labels"][COMPONENT], worker["spec"]["containers"][0])]
+    containers.append((worker["metadata"]["labels"][COMPONENT], worker["spec"]["containers"][0]))
+    if not kinds(objects, "Job"):
+        # Offline, the migrations hook is left out while the release's Postgres does not exist
+        # (test_chart.py); where it runs, it runs storage's init container's migrate.
+        storage = component(objects, "Deployment", "storage")["spec"]["template"]["spec"]
+        containers.append(("migrations", storage["initContainers"][0]))
     database = next(
         (s for s in kinds(objects, "Secret") if s["metadata"]["name"].endswith("-database")), None
     )
+    services = {service["metadata"]["name"] for service in kinds(objects, "Service")}
+    edges: set[Edge] = set()
     for caller, container in containers:
         urls = [v for k, v in plain_env(container).items() if k.endswith("_URL")]
         for e in container["env"]:
             ref = e.get("valueFrom", {}).get("secretKeyRef")
             if e["name"] == "SONALYZE_DATABASE_URL" and database and ref["key"] in database["data"]:
                 urls.append(base64.b64decode(database["data"][ref["key"]]).decode())
-        services = {service["metadata"]["name"] for service in kinds(objects, "Service")}
         for url in urls:
             if urlsplit(url).hostname in services:
                 edges.add((caller, *component_of(objects, url)))

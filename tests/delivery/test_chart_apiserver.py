@@ -5,6 +5,7 @@ and ``helm install`` then ``helm upgrade`` of the release with Helm's own engine
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 import threading
@@ -75,20 +76,35 @@ def test_the_server_accepts_every_rendered_object(
 
 
 def playing_kubelet(
-    admin: client.ApiClient, namespace: str, done: threading.Event, finished: set[str]
+    admin: client.ApiClient, namespace: str, done: threading.Event, urls: list[str]
 ) -> Callable[[], None]:
-    """What the missing kubelet would do for the migrations hook: run its pods to success (their
-    names go into ``finished``)."""
+    """What the missing kubelet would do for the migrations hook: resolve its pod's database URL
+    from the Secret it names (appended to ``urls``; a Secret or key that does not exist fails
+    the pod, as a real kubelet would never start it), and run the pod to success."""
     core = client.CoreV1Api(admin)
 
+    def database_url(pod: Any) -> str | None:
+        (container,) = pod.spec.containers
+        (ref,) = [e.value_from.secret_key_ref for e in container.env if e.name.endswith("_URL")]
+        try:
+            data = core.read_namespaced_secret(ref.name, namespace).data or {}
+        except client.ApiException:
+            return None
+        return base64.b64decode(data[ref.key]).decode() if ref.key in data else None
+
     def run() -> None:
+        finished: set[str] = set()
         selector = "app.kubernetes.io/component=migrations"
         while not done.is_set():
             for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
                 if pod.metadata.name not in finished:
-                    body = {"status": {"phase": "Succeeded"}}
-                    core.patch_namespaced_pod_status(pod.metadata.name, namespace, body)
+                    url = database_url(pod)
+                    phase = "Failed" if url is None else "Succeeded"
+                    core.patch_namespaced_pod_status(
+                        pod.metadata.name, namespace, {"status": {"phase": phase}}
+                    )
                     finished.add(pod.metadata.name)
+                    urls.append(url or "(no such Secret)")
             time.sleep(0.2)
 
     return run
@@ -111,42 +127,46 @@ def secrets(admin: client.ApiClient, namespace: str) -> dict[str, dict[str, str]
     return {s.metadata.name: s.data for s in found.items}
 
 
-def test_helm_installs_and_upgrades_the_release_keeping_its_secrets(
+def test_helm_installs_upgrades_and_reinstalls_the_release_keeping_its_secrets(
     cluster: Any, namespace: str, tmp_path: Path
 ) -> None:
     chart = chart_for_1_20(tmp_path)
     done = threading.Event()
-    migrated: set[str] = set()
+    migrated: list[str] = []  # the database each migrations hook ran against
+    moved = {**WITHOUT_1_21, "database": {"url": "postgresql://u:p@new-db:5432/sonalyze"}}
     with cluster.admin() as admin:
-        run = playing_kubelet(admin, namespace, done, migrated)
-        kubelet = threading.Thread(target=run, daemon=True)
+        kubelet = threading.Thread(target=playing_kubelet(admin, namespace, done, migrated))
         kubelet.start()
         try:
             with helm_python.Config(
                 kubeconfig_path=cluster.kubeconfig, namespace=namespace
             ) as helm:
-                installed = helm.install(
-                    chart, "sonalyze", WITHOUT_1_21, namespace=namespace, timeout=120
-                )
-                assert installed["status"] == "deployed"
-                assert "Sonalyze 0.1.0 is installed" in installed["notes"]
+
+                def deploy(action: Callable[..., Any], values: dict[str, Any]) -> None:
+                    release = action(chart, "sonalyze", values, namespace=namespace, timeout=120)
+                    assert release["status"] == "deployed", release
+
+                deploy(helm.install, WITHOUT_1_21)
                 first = secrets(admin, namespace)
-                upgraded = helm.upgrade(
-                    chart, "sonalyze", WITHOUT_1_21, namespace=namespace, timeout=120
-                )
-                assert (upgraded["status"], upgraded["revision"]) == ("deployed", 2)
+                assert migrated == [], "at install, storage's init container migrates"
+                deploy(helm.upgrade, WITHOUT_1_21)
+                assert secrets(admin, namespace) == first, "an upgrade keeps the credentials"
+                assert migrated == [base64.b64decode(first["sonalyze-database"]["url"]).decode()]
+                helm.uninstall("sonalyze", timeout=120)
+                assert secrets(admin, namespace) == first, "an uninstall keeps them too"
+                deploy(helm.install, WITHOUT_1_21)
+                assert secrets(admin, namespace) == first, "a reinstall adopts them"
+                deploy(helm.upgrade, moved)
+                # The hook migrates the database the upgrade moves to, not the one it leaves.
+                assert migrated[-1] == moved["database"]["url"]
         finally:
             done.set()
             kubelet.join()
-        # Helm waited for the migrations hook before the upgrade, and removed its Job once it
-        # succeeded (at install, storage's init container migrates: no kubelet runs it here).
-        assert len(migrated) == 1
+        # Helm removed each hook Job (and the hook's Secret) once it succeeded.
         assert client.BatchV1Api(admin).list_namespaced_job(namespace).items == []
-        apps = client.AppsV1Api(admin)
-        deployments = apps.list_namespaced_deployment(namespace).items
+        assert "sonalyze-migrations" not in secrets(admin, namespace)
+        deployments = client.AppsV1Api(admin).list_namespaced_deployment(namespace).items
         assert sorted(d.metadata.name for d in deployments) == [
             f"sonalyze-{s}" for s in ("gateway", "lobby", "measurement", "simulation", "storage")
         ]
         assert set(first) == {"sonalyze-internal", "sonalyze-device-tokens", "sonalyze-database"}
-        # Generated credentials survive the upgrade: the chart looks them up.
-        assert secrets(admin, namespace) == first
