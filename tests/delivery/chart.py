@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
 import helm_python
 import yaml
+from pydantic_settings import BaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "sonalyze"
 SERVICES = ("gateway", "lobby", "measurement", "simulation", "storage")
+WORKLOADS = ("Deployment", "StatefulSet", "Job")
+# Value sets the tests render the chart with, beside the defaults.
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "external database": {"database": {"url": "postgresql://u:p@db.example.org:5432/sonalyze"}},
+    "existing secrets": {
+        "database": {"existingSecret": "sonalyze-db", "existingSecretKey": "dsn"},
+        "auth": {"internalTokenSecret": "internal", "deviceTokenSecret": "devices"},
+    },
+    "monitoring on": {
+        "monitoring": {"serviceMonitor": {"enabled": True}, "dashboard": {"enabled": True}}
+    },
+    "ingress off": {"ingress": {"enabled": False}},
+    "autoscaling on": {"gateway": {"autoscaling": {"enabled": True}}},
+}
 
 
 def render(
@@ -54,4 +71,31 @@ def component(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, 
         for obj in kinds(objects, kind)
         if obj["metadata"]["labels"]["app.kubernetes.io/component"] == name
     ]
+    return found
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """("Kind/name", pod template) of every workload."""
+    return [
+        (f"{obj['kind']}/{obj['metadata']['name']}", obj["spec"]["template"])
+        for obj in objects
+        if obj["kind"] in WORKLOADS
+    ]
+
+
+def containers(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """A pod template's init containers, then its containers."""
+    spec = template["spec"]
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    """Whether a matchLabels selector selects ``labels``."""
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def settings_class(service: str) -> type[BaseSettings]:
+    """The settings class a service reads its SONALYZE_* environment with."""
+    module = importlib.import_module(f"sonalyze_{service}.settings")
+    found: type[BaseSettings] = getattr(module, f"{service.capitalize()}Settings")
     return found

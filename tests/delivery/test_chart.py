@@ -4,7 +4,6 @@ they say."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from typing import Any
@@ -13,22 +12,20 @@ import helm_python
 import kubernetes_validate
 import pytest
 
-from tests.delivery.chart import CHART, SERVICES, kinds, named, notes, render
+from tests.delivery.chart import (
+    CHART,
+    SERVICES,
+    VALUE_SETS,
+    containers,
+    kinds,
+    named,
+    notes,
+    pod_specs,
+    render,
+    selects,
+    settings_class,
+)
 
-VALUE_SETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "external database": {"database": {"url": "postgresql://u:p@db.example.org:5432/sonalyze"}},
-    "existing secrets": {
-        "database": {"existingSecret": "sonalyze-db", "existingSecretKey": "dsn"},
-        "auth": {"internalTokenSecret": "internal", "deviceTokenSecret": "devices"},
-    },
-    "monitoring on": {
-        "monitoring": {"serviceMonitor": {"enabled": True}, "dashboard": {"enabled": True}}
-    },
-    "ingress off": {"ingress": {"enabled": False}},
-    "autoscaling on": {"gateway": {"autoscaling": {"enabled": True}}},
-}
-WORKLOADS = ("Deployment", "StatefulSet", "Job")
 # Kinds that are not built into Kubernetes, so have no schema in kubernetes-validate.
 CUSTOM = {"ServiceMonitor"}
 
@@ -36,18 +33,6 @@ CUSTOM = {"ServiceMonitor"}
 @pytest.fixture(scope="module", params=list(VALUE_SETS), ids=list(VALUE_SETS))
 def objects(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
     return render(VALUE_SETS[request.param])
-
-
-def pod_specs(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    return [
-        (f"{obj['kind']}/{obj['metadata']['name']}", obj["spec"]["template"])
-        for obj in objects
-        if obj["kind"] in WORKLOADS
-    ]
-
-
-def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(key) == value for key, value in selector.items())
 
 
 @pytest.mark.parametrize("name", list(VALUE_SETS))
@@ -115,7 +100,7 @@ def test_every_pod_is_hardened(objects: list[dict[str, Any]]) -> None:
         assert spec["securityContext"]["runAsUser"] > 0, name
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         assert not spec.get("hostNetwork") and not spec.get("hostPID"), name
-        for container in spec.get("initContainers", []) + spec["containers"]:
+        for container in containers(template):
             context = container["securityContext"]
             assert context["readOnlyRootFilesystem"] is True, name
             assert context["allowPrivilegeEscalation"] is False, name
@@ -154,7 +139,7 @@ def secret_refs(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {
         (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
         for _, template in pod_specs(objects)
-        for container in template["spec"].get("initContainers", []) + template["spec"]["containers"]
+        for container in containers(template)
         for e in container.get("env", [])
         if "secretKeyRef" in e.get("valueFrom", {})
     }
@@ -268,17 +253,16 @@ def test_every_setting_the_chart_gives_is_one_the_service_reads(
     }
     for deployment in kinds(render(release=release), "Deployment"):
         service = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
-        module = importlib.import_module(f"sonalyze_{service}.settings")
-        settings_class = getattr(module, f"{service.capitalize()}Settings")
-        spec = deployment["spec"]["template"]["spec"]
-        (container,) = spec["containers"]
-        variables = [e for c in [*spec.get("initContainers", []), container] for e in c["env"]]
+        reads = settings_class(service)
+        template = deployment["spec"]["template"]
+        (container,) = template["spec"]["containers"]
+        variables = [e for c in containers(template) for e in c["env"]]
         with monkeypatch.context() as env:
             for var in variables:
                 name = var["name"]
-                assert name.removeprefix("SONALYZE_").lower() in settings_class.model_fields, name
+                assert name.removeprefix("SONALYZE_").lower() in reads.model_fields, name
                 env.setenv(name, var.get("value", secret.get(name, "")))
-            settings = settings_class()
+            settings = reads()
         assert settings.port == container["ports"][0]["containerPort"]
 
 

@@ -16,8 +16,16 @@ import pytest
 from sonalyze_simulation.kube_job import JobTemplate, build_job
 from sonalyze_simulation.kube_runner import ROLE_RULES
 from sonalyze_simulation.settings import SimulationSettings
-from tests.delivery.chart import component, kinds, named, render
-from tests.delivery.test_chart import VALUE_SETS, pod_specs, selects
+from tests.delivery.chart import (
+    VALUE_SETS,
+    component,
+    containers,
+    kinds,
+    named,
+    pod_specs,
+    render,
+    selects,
+)
 
 # The most the issue allows the simulation service (jobs; pods; pods/log).
 ALLOWED = {
@@ -69,24 +77,24 @@ def component_of(objects: list[dict[str, Any]], url: str) -> tuple[str, int]:
 def wiring(objects: list[dict[str, Any]]) -> set[Edge]:
     """Every call the release's pods are configured to make to each other, read from their
     settings: service URLs, the database URL, and the worker Jobs' storage URL."""
-    containers = [
+    callers = [
         (template["metadata"]["labels"][COMPONENT], container)
         for _, template in pod_specs(objects)
-        for container in template["spec"].get("initContainers", []) + template["spec"]["containers"]
+        for container in containers(template)
     ]
     worker = worker_job(objects)["spec"]["template"]
-    containers.append((worker["metadata"]["labels"][COMPONENT], worker["spec"]["containers"][0]))
+    callers.append((worker["metadata"]["labels"][COMPONENT], worker["spec"]["containers"][0]))
     if not kinds(objects, "Job"):
         # Offline, the migrations hook is left out while the release's Postgres does not exist
         # (test_chart.py); where it runs, it runs storage's init container's migrate.
         storage = component(objects, "Deployment", "storage")["spec"]["template"]["spec"]
-        containers.append(("migrations", storage["initContainers"][0]))
+        callers.append(("migrations", storage["initContainers"][0]))
     database = next(
         (s for s in kinds(objects, "Secret") if s["metadata"]["name"].endswith("-database")), None
     )
     services = {service["metadata"]["name"] for service in kinds(objects, "Service")}
     edges: set[Edge] = set()
-    for caller, container in containers:
+    for caller, container in callers:
         urls = [v for k, v in plain_env(container).items() if k.endswith("_URL")]
         for e in container["env"]:
             ref = e.get("valueFrom", {}).get("secretKeyRef")

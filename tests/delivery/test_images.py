@@ -6,7 +6,6 @@ commands as written, then the resulting venv imports the service."""
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import os
 import re
@@ -23,7 +22,7 @@ from alembic.script import ScriptDirectory
 from packaging.specifiers import SpecifierSet
 
 from sonalyze_storage.migrate import alembic_config
-from tests.delivery.chart import ROOT, SERVICES
+from tests.delivery.chart import ROOT, SERVICES, settings_class
 from tests.delivery.dockerignore import Matcher
 
 UV_VENV = "UV_PROJECT_ENVIRONMENT"  # the runner's, which would send uv sync elsewhere
@@ -119,8 +118,7 @@ def under(path: str, source: str) -> bool:
 
 def default_port(service: str) -> int:
     """The port the service listens on unless told otherwise (its settings' default)."""
-    settings = importlib.import_module(f"sonalyze_{service}.settings")
-    port: int = getattr(settings, f"{service.capitalize()}Settings").model_fields["port"].default
+    port: int = settings_class(service).model_fields["port"].default
     return port
 
 

@@ -14,13 +14,20 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.delivery.chart import CHART, ROOT, SERVICES, kinds, render
+from tests.delivery.chart import (
+    CHART,
+    ROOT,
+    SERVICES,
+    component,
+    containers,
+    kinds,
+    pod_specs,
+    render,
+)
 
 SCHEMAS = ROOT.parent / "shared" / "schemas"
 SKAFFOLD = ROOT / "skaffold.yaml"
 KIND_CONFIG = ROOT / "kind-config.yaml"
-
-WORKLOADS = ("Deployment", "StatefulSet", "Job")
 
 
 def skaffold() -> dict[str, Any]:
@@ -121,21 +128,9 @@ def skaffold_render(pushed: bool) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("pushed", [True, False], ids=["pushed", "loaded-into-kind"])
 def test_skaffold_builds_exactly_the_images_the_chart_runs(pushed: bool) -> None:
     objects = skaffold_render(pushed)
-    containers = [
-        container
-        for obj in objects
-        if obj["kind"] in WORKLOADS
-        for container in (
-            obj["spec"]["template"]["spec"]["containers"]
-            + obj["spec"]["template"]["spec"].get("initContainers", [])
-        )
-    ]
-    images = {container["image"] for container in containers}
-    (simulation,) = (
-        d
-        for d in kinds(objects, "Deployment")
-        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "simulation"
-    )
+    run = [container for _, template in pod_specs(objects) for container in containers(template)]
+    images = {container["image"] for container in run}
+    simulation = component(objects, "Deployment", "simulation")
     env = {
         var["name"]: var.get("value")
         for container in simulation["spec"]["template"]["spec"]["containers"]
@@ -149,7 +144,7 @@ def test_skaffold_builds_exactly_the_images_the_chart_runs(pushed: bool) -> None
     assert expected <= images, f"built but never run: {sorted(expected - images)}"
     assert ours <= expected, f"run but not built by skaffold: {sorted(ours - expected)}"
     # The images exist only inside the kind nodes: nothing may try to pull them.
-    assert {c["imagePullPolicy"] for c in containers if c["image"] in expected} == {"IfNotPresent"}
+    assert {c["imagePullPolicy"] for c in run if c["image"] in expected} == {"IfNotPresent"}
 
 
 def test_port_forward_targets_a_port_of_a_rendered_service() -> None:
