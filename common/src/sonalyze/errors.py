@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder as jsonable
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 
 class ErrorCode(StrEnum):
@@ -60,6 +61,40 @@ def install_error_handler(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(ServiceError, handle)
+
+
+# The code of an HTTP refusal the framework makes itself (no such route, wrong method).
+_HTTP_CODES = {
+    401: ErrorCode.unauthorized,
+    403: ErrorCode.forbidden,
+    404: ErrorCode.not_found,
+    413: ErrorCode.too_large,
+    429: ErrorCode.rate_limited,
+    503: ErrorCode.unavailable,
+}
+
+
+def install_http_error_handler(app: FastAPI) -> None:
+    """Answer the framework's own refusals (404 no such path, 405 wrong method, ...) as
+    ``{"code", "message"}`` with their status too, so that a public API has one error shape."""
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        status = exc.status_code
+        default = ErrorCode.bad_request if status < 500 else ErrorCode.internal
+        code = _HTTP_CODES.get(status, default)
+        if status == 405:
+            allowed = exc.headers.get("Allow", "") if exc.headers else ""
+            message = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
+        elif status == 404:
+            message = f"nothing at {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return JSONResponse(
+            {"code": code.value, "message": message}, status_code=status, headers=exc.headers
+        )
+
+    app.add_exception_handler(HTTPException, handle)
 
 
 def install_validation_handler(app: FastAPI) -> None:

@@ -17,6 +17,7 @@ from sonalyze.lobby_api import (
     CreateLobby,
     JoinLobby,
     LeaveLobby,
+    LockLobby,
     MoveWorkflow,
     StartMeasurement,
     UpdatePresence,
@@ -66,6 +67,10 @@ class LobbyClient(ServiceClient):
     ) -> LobbyChanged:
         body = UpdatePresence(device_id=device_id, presence=presence, connection_id=connection_id)
         return await self._change(f"/v1/lobbies/{lobby_id}/presence", body)
+
+    async def lock(self, lobby_id: UUID, by_device_id: UUID, locked: bool) -> LobbyChanged:
+        body = LockLobby(by_device_id=by_device_id, locked=locked)
+        return await self._change(f"/v1/lobbies/{lobby_id}/lock", body)
 
     async def start_measurement(
         self, lobby_id: UUID, by_device_id: UUID, sweep: dict[str, Any]

@@ -105,6 +105,12 @@ class TimeSync(_Payload):
     t0: float = Field(description="The client's clock when it sent the command, in ms.")
 
 
+class LobbyLock(_Payload):
+    """The host locks the lobby (no one new may join) or unlocks it."""
+
+    locked: bool
+
+
 class MeasurementStart(_Payload):
     """The host starts a measurement; every member hears measurement.started."""
 
@@ -177,7 +183,9 @@ COMMANDS: dict[str, type[_Payload]] = {
     "resume": Resume,
     "ping": Empty,
     "time.sync": TimeSync,
+    "lobby.lock": LobbyLock,
     "measurement.start": MeasurementStart,
+    "measurement.abort": Empty,
     "measurement.upload": MeasurementUpload,
     "measurement.status": MeasurementStatusRequest,
     "analysis.request": AnalysisRequest,
@@ -208,7 +216,8 @@ class Joined(_Payload):
 
 
 class Changed(_Payload):
-    """The ack of a change (``lobby.leave``, ``role.assign``, ``role.update``)."""
+    """The ack of a change (``lobby.leave``, ``lobby.lock``, ``role.assign``, ``role.update``,
+    ``measurement.start``, ``measurement.abort``)."""
 
     seq: int | None = Field(
         None, description="The seq of the last event the change made; null if nothing changed."
@@ -339,7 +348,9 @@ ACKS: dict[str, type[BaseModel]] = {
     "resume": Resumed,
     "ping": Empty,
     "time.sync": TimeSyncReply,
+    "lobby.lock": Changed,
     "measurement.start": Changed,
+    "measurement.abort": Changed,
     "measurement.upload": UploadStatus,
     "measurement.status": MeasurementStatus,
     "analysis.request": AnalysisState,
@@ -388,16 +399,23 @@ def event_frame(
 
 class CloseCode(IntEnum):
     """WebSocket close codes. 4000-4099: reconnect (with backoff); 4100-4199: do not, the
-    same connection would be refused again."""
+    same connection would be refused again.
+
+    A connection the gateway will not admit is accepted and closed at once with one of these
+    (4000 draining, 4004 full, 4104 origin, 4105 subprotocol) and a reason, since a browser
+    page cannot read an HTTP refusal of the upgrade: it would only see 1006."""
 
     going_away = 4000  # the gateway is draining or restarting
     slow_consumer = 4001  # the client stopped reading; its queue overflowed
     idle_timeout = 4002  # no ping or message within the heartbeat window
     internal_error = 4003
+    over_capacity = 4004  # the gateway holds all the connections it may; retry with backoff
     protocol_error = 4100  # not a protocol v1 frame (binary where text is due, not JSON, ...)
     unauthorized = 4101  # expired or forged token
     hello_timeout = 4102  # no hello within 5 s of connecting
     message_too_large = 4103
+    forbidden_origin = 4104  # a page from an origin that may not connect
+    subprotocol_required = 4105  # the client did not offer the sonalyze.v1 subprotocol
 
 
 def should_reconnect(code: int) -> bool:

@@ -6,6 +6,7 @@ raised (see :mod:`sonalyze.service_client`).
 
 from __future__ import annotations
 
+import json
 from uuid import UUID
 
 from sonalyze.service_client import ServiceClient
@@ -50,3 +51,8 @@ class SimulationClient(ServiceClient):
 
     async def response_wav(self, job_id: UUID, index: int) -> bytes:
         return await self._send("GET", f"/v1/simulations/{job_id}/responses/{index}.wav")
+
+    async def materials(self) -> list[str]:
+        """The material names a request may use."""
+        names = json.loads(await self._send("GET", "/v1/materials"))
+        return [str(name) for name in names]

@@ -11,13 +11,14 @@ from fastapi import FastAPI, WebSocket
 from starlette.types import Receive, Scope, Send
 
 from sonalyze import upload_frames
-from sonalyze.errors import install_error_handler
+from sonalyze.errors import install_error_handler, install_http_error_handler
 from sonalyze.health import ReadinessCheck
 from sonalyze.lobby_client import LobbyClient
 from sonalyze.measurement_client import MeasurementClient
 from sonalyze.service import storage_backed_app
 from sonalyze.simulation_client import SimulationClient
-from sonalyze_gateway import downloads
+from sonalyze_gateway import downloads, webapp
+from sonalyze_gateway.cors import DownloadCors
 from sonalyze_gateway.endpoint import WS_PATH, phone_socket
 from sonalyze_gateway.gateway import Gateway
 from sonalyze_gateway.settings import GatewaySettings
@@ -68,7 +69,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     app.state.ws_metrics = WsMetrics(app.state.registry)
     install_error_handler(app)
+    install_http_error_handler(app)
     app.include_router(downloads.router)
+    webapp.install(app)
+    app.add_middleware(DownloadCors, allowed_origins=settings.allowed_origins)
     return app
 
 

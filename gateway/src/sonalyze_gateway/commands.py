@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel
 
 from sonalyze import protocol
-from sonalyze.domain import JobState, MeasurementState
+from sonalyze.domain import JobState, MeasurementState, WorkflowState
 from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.measurement_api import MeasurementKind, MeasurementStarted
 from sonalyze.storage_api import LobbyChanged, LobbyRead, SimulationJobRead
@@ -98,7 +98,9 @@ class Commands:
             "resume": self._resume,
             "ping": self._ping,
             "time.sync": self._time_sync,
+            "lobby.lock": self._lobby_lock,
             "measurement.start": self._measurement_start,
+            "measurement.abort": self._measurement_abort,
             "measurement.upload": self._measurement_upload,
             "measurement.status": self._measurement_status,
             "analysis.request": self._analysis_request,
@@ -130,6 +132,10 @@ class Commands:
         lobby_id = self._lobby()
         changed = await self.gw.lobbies.leave(lobby_id, self.device_id)
         return protocol.Changed(seq=_last_seq(changed)), Follow(lobby_id, None)
+
+    async def _lobby_lock(self, body: protocol.LobbyLock) -> tuple[BaseModel, None]:
+        changed = await self.gw.lobbies.lock(self._lobby(), self.device_id, body.locked)
+        return protocol.Changed(seq=_last_seq(changed)), None
 
     async def _role_assign(self, body: protocol.RoleAssign) -> tuple[BaseModel, None]:
         changed = await self.gw.lobbies.assign_role(
@@ -176,6 +182,22 @@ class Commands:
     async def _measurement_start(self, body: protocol.MeasurementStart) -> tuple[BaseModel, None]:
         changed = await self.gw.lobbies.start_measurement(self._lobby(), self.device_id, body.sweep)
         return protocol.Changed(seq=_last_seq(changed)), None
+
+    async def _measurement_abort(self, _: BaseModel) -> tuple[BaseModel, None]:
+        """The host stops the measurement under way (its uploads close, it is not analysed);
+        the workflow goes on to idle, and to ready if everyone still is."""
+        lobby_id = self._lobby()
+        aborted = await self.gw.lobbies.move_workflow(
+            lobby_id, WorkflowState.aborted, self.device_id
+        )
+        try:
+            changed = await self.gw.lobbies.move_workflow(
+                lobby_id, WorkflowState.idle, self.device_id
+            )
+        except ServiceError as exc:  # another command moved it on meanwhile
+            logger.info("lobby %s not moved on from aborted: %s", lobby_id, exc)
+            changed = aborted
+        return protocol.Changed(seq=_last_seq(changed) or _last_seq(aborted)), None
 
     async def _measurement_upload(self, body: protocol.MeasurementUpload) -> tuple[BaseModel, None]:
         await self._own_measurement(body.measurement_id)

@@ -1,43 +1,89 @@
-"""The phones' WebSocket endpoint ``/v1/ws``: admission before the handshake, then a session.
+"""The phones' WebSocket endpoint ``/v1/ws``: admission, then a session.
 
-Admission happens before the upgrade is accepted, and a refusal is an HTTP answer with the
-usual ``{code, message}`` body: 503 while draining or full, 403 for an Origin not on the
-allow-list (browsers send Origin; CORS middleware does not cover WebSockets), 400 when the
-client does not offer the ``sonalyze.v1`` subprotocol.
+A browser page cannot read an HTTP refusal of the upgrade (it only sees close 1006, the same as
+"gateway down"), so a connection the gateway will not admit is accepted and closed at once, with
+a documented close code and a reason, before anything is read from it or run for it: 4000 while
+draining and 4004 while full (reconnect later), 4104 for a page from an origin that may not
+connect, 4105 when the client did not offer the ``sonalyze.v1`` subprotocol (do not retry the
+same way). A browser that offered other subprotocols fails the connection itself when the
+answer names none, so only a client that offered none reads 4105.
+
+Origins: a page from the gateway's own origin (the scheme and host the request came to, so the
+app the gateway serves) may always connect; requests without Origin (native apps, tools) too;
+other pages only if ``SONALYZE_ALLOWED_ORIGINS`` lists them.
 """
 
 from __future__ import annotations
 
-from fastapi import WebSocket
-from fastapi.responses import JSONResponse
+from urllib.parse import urlsplit
 
-from sonalyze.errors import HTTP_STATUS, ErrorCode, ServiceError
-from sonalyze.protocol import SUBPROTOCOL
+from fastapi import WebSocket
+
+from sonalyze.protocol import SUBPROTOCOL, CloseCode
 from sonalyze_gateway.gateway import Gateway
 from sonalyze_gateway.session import Session
 
 WS_PATH = "/v1/ws"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
-    """Whether a page from ``origin`` may connect: no Origin (not a browser) or listed."""
+def _origin_key(scheme: str, netloc: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` with the default port filled in, or None if unreadable."""
+    scheme = scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        return None
+    try:
+        parts = urlsplit(f"{scheme}://{netloc}")
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError:
+        return None
+    return (scheme, (parts.hostname or "").lower(), port)
+
+
+def own_origin(websocket: WebSocket) -> tuple[str, str, int] | None:
+    """The origin this request came to: the Host header, and the scheme the client used
+    (``X-Forwarded-Proto`` from a TLS-terminating front door, else the connection's own). A
+    page cannot set either header on a WebSocket request, so a cross-site page cannot pass
+    for this origin."""
+    host = websocket.headers.get("host")
+    if not host:
+        return None
+    forwarded = websocket.headers.get("x-forwarded-proto", "").split(",")[0].strip()
+    scheme = forwarded or ("https" if websocket.url.scheme == "wss" else "http")
+    return _origin_key(scheme, host)
+
+
+def origin_allowed(
+    origin: str | None, allowed: list[str], own: tuple[str, str, int] | None = None
+) -> bool:
+    """Whether a page from ``origin`` may connect: no Origin (not a browser), the gateway's
+    own origin ``own``, or one listed in ``allowed`` (``"*"``: any)."""
     if origin is None:
         return True
-    return "*" in allowed or origin.rstrip("/").lower() in {o.rstrip("/").lower() for o in allowed}
+    if "*" in allowed:
+        return True
+    parts = urlsplit(origin.strip())
+    key = _origin_key(parts.scheme, parts.netloc)
+    if key is None:
+        return False
+    if key == own:
+        return True
+    listed = (urlsplit(o.strip().rstrip("/")) for o in allowed)
+    return key in {_origin_key(p.scheme, p.netloc) for p in listed}
 
 
-def admission(gateway: Gateway, websocket: WebSocket) -> tuple[str, ServiceError] | None:
-    """Why this upgrade request is refused (a metrics reason and the error), or ``None``."""
+def admission(gateway: Gateway, websocket: WebSocket) -> tuple[str, CloseCode, str] | None:
+    """Why this connection is refused (a metrics reason, a close code, the reason a client
+    reads), or ``None``."""
     if gateway.draining:
-        return "draining", ServiceError(ErrorCode.unavailable, "the gateway is restarting")
+        return "draining", CloseCode.going_away, "the gateway is restarting; reconnect"
     if len(gateway.sessions) >= gateway.settings.max_connections:
-        return "capacity", ServiceError(ErrorCode.unavailable, "the gateway is full; retry")
-    if not origin_allowed(websocket.headers.get("origin"), gateway.settings.allowed_origins):
-        return "origin", ServiceError(ErrorCode.forbidden, "this Origin may not connect")
+        return "capacity", CloseCode.over_capacity, "the gateway is full; retry with backoff"
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(origin, gateway.settings.allowed_origins, own_origin(websocket)):
+        return "origin", CloseCode.forbidden_origin, f"pages from {origin[:60]} may not connect here"
     if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
-        return "subprotocol", ServiceError(
-            ErrorCode.bad_request, f"offer the WebSocket subprotocol {SUBPROTOCOL}"
-        )
+        return "subprotocol", CloseCode.subprotocol_required, f"offer the subprotocol {SUBPROTOCOL}"
     return None
 
 
@@ -46,12 +92,11 @@ async def phone_socket(websocket: WebSocket) -> None:
     gateway: Gateway = websocket.app.state.gateway
     refusal = admission(gateway, websocket)
     if refusal is not None:
-        reason, error = refusal
+        reason, code, message = refusal
         gateway.metrics.rejected.labels(reason).inc()
-        body = {"code": error.code.value, "message": error.message}
-        await websocket.send_denial_response(
-            JSONResponse(body, status_code=HTTP_STATUS[error.code])
-        )
+        offered = websocket.scope.get("subprotocols", [])
+        await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        await websocket.close(code, message)
         return
     await websocket.accept(subprotocol=SUBPROTOCOL)
     await Session(gateway, websocket).run()
