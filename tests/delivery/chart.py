@@ -27,6 +27,13 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     },
     "ingress off": {"ingress": {"enabled": False}},
     "autoscaling on": {"gateway": {"autoscaling": {"enabled": True}}},
+    "tls on": {
+        "ingress": {
+            "host": "sonalyze.example.org",
+            "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+            "tls": [{"hosts": ["sonalyze.example.org"], "secretName": "sonalyze-tls"}],
+        }
+    },
 }
 
 

@@ -202,13 +202,52 @@ def test_generated_credentials_outlive_the_release() -> None:
 
 
 def test_the_ingress_reaches_the_gateway_with_long_websocket_timeouts() -> None:
-    (ingress,) = kinds(render(), "Ingress")
-    annotations = ingress["metadata"]["annotations"]
-    assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
-    assert int(annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 3600
+    for values in ({}, VALUE_SETS["tls on"]):
+        (ingress,) = kinds(render(values), "Ingress")
+        annotations = ingress["metadata"]["annotations"]
+        assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+        assert int(annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 3600
     assert kinds(render(VALUE_SETS["ingress off"]), "Ingress") == []
-    assert "port-forward service/sonalyze-gateway 8000:8000" in notes(VALUE_SETS["ingress off"])
-    assert "ws://<the ingress controller's address>/v1/ws" in notes()
+    # Which paths it routes, and which not: test_chart_access, for every value set.
+
+
+def test_with_tls_the_ingress_serves_the_host_over_https() -> None:
+    values = VALUE_SETS["tls on"]
+    host = values["ingress"]["host"]
+    (ingress,) = kinds(render(values), "Ingress")
+    assert [rule["host"] for rule in ingress["spec"]["rules"]] == [host]
+    assert ingress["spec"]["tls"] == [{"hosts": [host], "secretName": "sonalyze-tls"}]
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
+    assert "tls" not in kinds(render(), "Ingress")[0]["spec"]
+
+
+def test_notes_give_the_app_s_address_https_or_a_warning() -> None:
+    """Phones' browsers give a page the microphone only over https."""
+    warning = "the microphone only over https"
+    text = notes(VALUE_SETS["tls on"])
+    assert "\n  https://sonalyze.example.org/\n" in text
+    assert "https://sonalyze.example.org/j/<code>" in text
+    assert "wss://sonalyze.example.org/v1/ws" in text
+    assert warning not in text and "http://" not in text and "ws://" not in text
+    text = notes()  # no host, no TLS
+    assert "\n  http://<the ingress controller's address>/\n" in text
+    assert "ws://<the ingress controller's address>/v1/ws" in text
+    assert warning in text
+    text = notes({"ingress": {"host": "sonalyze.example.org"}})
+    assert "\n  http://sonalyze.example.org/\n" in text and warning in text
+    # A certificate's host, when the Ingress answers every host.
+    tls = VALUE_SETS["tls on"]["ingress"]["tls"]
+    assert "\n  https://sonalyze.example.org/\n" in notes({"ingress": {"tls": tls}})
+    text = notes(VALUE_SETS["ingress off"])
+    assert "port-forward service/sonalyze-gateway 8000:8000" in text
+    assert "http://127.0.0.1:8000/ " in text and "phones need an https address" in text
+
+
+def test_notes_name_other_origins_only_when_some_are_allowed() -> None:
+    """The gateway's own pages may always open the WebSocket; allowedOrigins is for others."""
+    assert "allowedOrigins" not in notes()
+    text = notes({"gateway": {"allowedOrigins": ["https://app.example.org"]}})
+    assert "(gateway.allowedOrigins): https://app.example.org" in text
 
 
 def test_the_gateway_autoscaler_replaces_the_fixed_replica_count() -> None:
@@ -307,6 +346,8 @@ def test_a_services_env_overrides_a_setting_once() -> None:
         ({"services": {"cache": {}}}, "additional properties 'cache' not allowed"),
         ({"networkPolicy": {"callers": {"lobby": ["redis"]}}}, "/networkPolicy/callers/lobby/0"),
         ({"gateway": {"allowedOrigins": ["example.org"]}}, "/gateway/allowedOrigins/0"),
+        ({"ingress": {"tls": [{"secret": "sonalyze-tls"}]}}, "/ingress/tls/0"),
+        ({"ingress": {"tls": [{"hosts": "sonalyze.example.org"}]}}, "/ingress/tls/0/hosts"),
         ({"database": {"url": "mysql://db/x"}}, "/database/url"),
         ({"logLevel": "loud"}, "/logLevel"),
     ],

@@ -34,6 +34,9 @@ ALLOWED = {
     ("", "pods/log"): {"get"},
 }
 COMPONENT = "app.kubernetes.io/component"
+# What the Ingress routes to the gateway, (path, pathType): the phone app's page, the join links
+# its QR codes carry, its static files, and the API (WebSocket and downloads).
+PUBLIC_ROUTES = [("/", "Exact"), ("/app/", "Prefix"), ("/j/", "Prefix"), ("/v1", "Prefix")]
 Edge = tuple[str, str, int]  # caller, callee, port
 
 
@@ -169,14 +172,32 @@ def test_only_the_gateway_is_reachable_from_outside(objects: list[dict[str, Any]
     for service in kinds(objects, "Service"):
         assert service["spec"]["type"] == "ClusterIP"
         assert "externalIPs" not in service["spec"]
+    gateway_service = component(objects, "Service", "gateway")
     for ingress in kinds(objects, "Ingress"):
-        routes = {
-            (path["path"], path["backend"]["service"]["name"])
-            for rule in ingress["spec"]["rules"]
-            for path in rule["http"]["paths"]
-        }
-        # The public API only: not the gateway's /metrics, health or API docs.
-        assert routes == {("/v1", component(objects, "Service", "gateway")["metadata"]["name"])}
+        paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+        assert sorted((path["path"], path["pathType"]) for path in paths) == PUBLIC_ROUTES
+        for path in paths:
+            assert path["backend"] == {
+                "service": {"name": gateway_service["metadata"]["name"], "port": {"name": "http"}}
+            }
+        assert "http" in {port["name"] for port in gateway_service["spec"]["ports"]}
+        # The app and the API only: not the gateway's /metrics, health or API docs.
+        for request in ("/", "/j/K7QX2M", "/j/K7QX2M/", "/app/app.js", "/app/", "/v1/ws"):
+            assert routed(request, paths), request
+        for request in (
+            "/metrics",
+            "/readyz",
+            "/livez",
+            "/docs",
+            "/docs/oauth2-redirect",
+            "/redoc",
+            "/openapi.json",
+            "/index.html",
+            "/join",
+            "/application.js",
+            "/v10/ws",
+        ):
+            assert not routed(request, paths), request
     monitoring = bool(kinds(objects, "ServiceMonitor"))
     for policy in kinds(objects, "NetworkPolicy"):
         own = policy["spec"]["podSelector"]["matchLabels"].get(COMPONENT)
@@ -188,6 +209,21 @@ def test_only_the_gateway_is_reachable_from_outside(objects: list[dict[str, Any]
     gateway = component(objects, "NetworkPolicy", "gateway")["spec"]
     from_outside = [r for r in gateway["ingress"] if r["from"][0].get("namespaceSelector")]
     assert len(from_outside) == bool(kinds(objects, "Ingress")) + monitoring
+
+
+def routed(request: str, paths: list[dict[str, Any]]) -> bool:
+    """Whether a request for the path ``request`` matches one of an Ingress's ``paths``, as
+    Kubernetes defines it: Exact is the whole path; Prefix compares the elements between the
+    slashes (``/j/`` matches ``/j`` and ``/j/ABC``, not ``/join``; ``/`` would match every path)."""
+    elements = [e for e in request.split("/") if e]
+    for path in paths:
+        if path["pathType"] == "Exact" and request == path["path"]:
+            return True
+        prefix = [e for e in path["path"].split("/") if e]
+        if path["pathType"] == "Prefix" and elements[: len(prefix)] == prefix:
+            return True
+        assert path["pathType"] in {"Exact", "Prefix"}, "ImplementationSpecific: the controller's"
+    return False
 
 
 def test_the_simulation_role_grants_the_runner_its_rules_and_nothing_more(
