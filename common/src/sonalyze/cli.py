@@ -25,12 +25,18 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Start an embedded Postgres (or use --database-url), run the migrations, start the "
             "five services on 127.0.0.1, wait until all are ready, print "
-            "'ready: ws://127.0.0.1:PORT/v1/ws' and one line per service, then stream their "
-            "logs. Ctrl-C (SIGINT) or SIGTERM stops every service and Postgres."
+            "'ready: ws://127.0.0.1:PORT/v1/ws', 'open: http://127.0.0.1:PORT/' (the web app) "
+            "and one line per service, then stream their logs. With --lan, phones on the LAN "
+            "reach the gateway over HTTPS: it prints 'ready: wss://ADDRESS:PORT/v1/ws', "
+            "'open: https://ADDRESS:PORT/', that address as a QR code and the certificate's "
+            "SHA-256 fingerprint. Ctrl-C (SIGINT) or SIGTERM stops every service and Postgres."
         ),
     )
     up.add_argument(
-        "--port", type=int, default=8000, help="gateway port on 127.0.0.1 (default 8000)"
+        "--port",
+        type=int,
+        default=8000,
+        help="gateway port, on 127.0.0.1 (on every interface with --lan) (default 8000)",
     )
     up.add_argument(
         "--data-dir",
@@ -46,13 +52,48 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--ready-timeout", type=float, default=60.0, help="seconds to wait for readiness"
     )
+    lan = up.add_argument_group("phones on the LAN")
+    lan.add_argument(
+        "--lan",
+        action="store_true",
+        help=(
+            "serve the gateway on every interface (0.0.0.0) over HTTPS and WSS, which phones "
+            "need for the microphone; the other services stay on 127.0.0.1. Unless a "
+            "certificate is given, a self-signed one is made once and kept in DATA_DIR.tls/ "
+            "(made again when it expires or no longer names the LAN address)"
+        ),
+    )
+    lan.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="FILE",
+        help="with --lan: serve this PEM certificate (then its chain) instead; needs --tls-key",
+    )
+    lan.add_argument(
+        "--tls-key",
+        type=Path,
+        metavar="FILE",
+        help="with --lan: the unencrypted PEM private key of that certificate",
+    )
+    up.set_defaults(subparser=up)
     return parser
+
+
+def _check_tls_options(args: argparse.Namespace) -> None:
+    """--tls-cert and --tls-key go together, and with --lan (exit 2 otherwise)."""
+    parser: argparse.ArgumentParser = args.subparser
+    if (args.tls_cert is None) != (args.tls_key is None):
+        given, missing = ("--tls-cert", "--tls-key")[:: 1 if args.tls_key is None else -1]
+        parser.error(f"{given} needs {missing} (give both, or neither for a self-signed one)")
+    if args.tls_cert is not None and not args.lan:
+        parser.error("--tls-cert and --tls-key go with --lan")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(sys.stdout)
     if args.command == "up":
+        _check_tls_options(args)
         return run_up(
             UpOptions(
                 host_port=args.port,
@@ -60,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 database_url=args.database_url,
                 ready_timeout_s=args.ready_timeout,
                 stop_timeout_s=15.0,
+                lan=args.lan,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
             ),
             console,
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Self
+
+from pydantic import Field, FilePath, SecretStr, model_validator
 
 from sonalyze.settings import StorageClientSettings
 
@@ -87,3 +89,18 @@ class GatewaySettings(StorageClientSettings):
         description="A phone that reconnects within this time never shows as offline.",
     )
     max_connections: int = Field(10_000, ge=1, description="Connections one process accepts.")
+    tls_cert_file: FilePath | None = Field(
+        None,
+        description="PEM certificate (chain) to serve HTTPS and WSS with; needs tls_key_file.",
+    )
+    tls_key_file: FilePath | None = Field(
+        None, description="PEM private key of tls_cert_file (unencrypted); needs tls_cert_file."
+    )
+
+    @model_validator(mode="after")
+    def _tls_files_together(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError(
+                "set both SONALYZE_TLS_CERT_FILE and SONALYZE_TLS_KEY_FILE (HTTPS), or neither"
+            )
+        return self

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from sonalyze.stack.lan import PublicGateway, lan_gateway, loopback_gateway
 from sonalyze.stack.postgres import EmbeddedPostgres
 from sonalyze.stack.processes import Console, ServiceProcess, wait_ready
+from sonalyze.stack.tls import TlsError
 
 # Start order; they stop in the reverse order, storage (and then Postgres) last.
 SERVICES = ("storage", "lobby", "measurement", "simulation", "gateway")
@@ -28,6 +30,11 @@ class UpOptions:
     database_url: str | None
     ready_timeout_s: float
     stop_timeout_s: float
+    # --lan: the gateway on every interface over HTTPS, with this certificate or a kept
+    # self-signed one (the other services stay on 127.0.0.1).
+    lan: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 def _free_port() -> int:
@@ -36,10 +43,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _port_is_free(port: int) -> bool:
+def _port_is_free(port: int, host: str) -> bool:
+    """Whether the gateway can listen on ``host:port``. SO_REUSEADDR as uvicorn sets it:
+    connections of a previous run waiting out TIME_WAIT do not hold the port."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
@@ -85,10 +95,28 @@ def _migrate(database_url: str, console: Console) -> bool:
     return result.returncode == 0
 
 
+def _public_gateway(options: UpOptions, console: Console) -> PublicGateway:
+    """Where the gateway listens and how phones reach it; :class:`TlsError` if the
+    certificate given cannot be used or none can be kept."""
+    if not options.lan:
+        return loopback_gateway(options.host_port)
+    try:
+        return lan_gateway(
+            options.host_port, options.data_dir, options.tls_cert, options.tls_key, console
+        )
+    except OSError as exc:
+        raise TlsError(f"cannot keep a certificate beside {options.data_dir}: {exc}") from exc
+
+
 def run_up(options: UpOptions, console: Console) -> int:
     """Start everything, print the ready lines, and run until SIGINT, SIGTERM or SIGHUP."""
-    if not _port_is_free(options.host_port):
+    if not _port_is_free(options.host_port, "0.0.0.0" if options.lan else "127.0.0.1"):
         console.line(f"error: port {options.host_port} is in use; choose another with --port")
+        return 2
+    try:
+        public = _public_gateway(options, console)
+    except TlsError as exc:
+        console.line(f"error: {exc}")
         return 2
     stop = threading.Event()
 
@@ -125,6 +153,7 @@ def run_up(options: UpOptions, console: Console) -> int:
         }
         for name in SERVICES:
             env = {**common, "SONALYZE_PORT": str(ports[name])}
+            tls = name == "gateway" and public.tls is not None
             if name == "storage":
                 env["SONALYZE_DATABASE_URL"] = database_url
             if name in ("gateway", "lobby"):
@@ -135,7 +164,10 @@ def run_up(options: UpOptions, console: Console) -> int:
                 env["SONALYZE_LOBBY_URL"] = f"http://127.0.0.1:{ports['lobby']}"
             if name == "gateway":
                 env["SONALYZE_DEVICE_TOKEN_SECRETS"] = _device_token_secrets(options.data_dir)
-            services.append(ServiceProcess(name, f"sonalyze_{name}", ports[name], env, console))
+                env.update(public.env())
+            services.append(
+                ServiceProcess(name, f"sonalyze_{name}", ports[name], env, console, tls=tls)
+            )
         unready = wait_ready(services, options.ready_timeout_s, stop)
         if stop.is_set():
             return 0
@@ -147,9 +179,10 @@ def run_up(options: UpOptions, console: Console) -> int:
             names = ", ".join(s.name for s in unready)
             console.line(f"error: not ready after {options.ready_timeout_s:.0f} s: {names}")
             return 1
-        console.line(f"ready: ws://127.0.0.1:{options.host_port}/v1/ws")
+        public.announce(console)
         for service in sorted(services, key=lambda s: s.name != "gateway"):
-            console.line(f"{service.name} {service.url}")
+            url = public.base_url if service.name == "gateway" else service.url
+            console.line(f"{service.name} {url}")
         while not stop.wait(0.5):
             dead = [s for s in services if s.exit_code() is not None]
             if dead:
