@@ -1,6 +1,7 @@
 """Real Chromium (Debian's ``chromium``, driven by Playwright through ``executable_path``)
-against ``sonalyze up``: one stack per module, each phone its own browser process (the fake
-microphone's file is per process), a phone-sized viewport, and a screenshot of every screen.
+against ``sonalyze up``: one stack for the browser tests, each phone its own browser process
+(the fake microphone's file is per process), a phone-sized viewport, and a screenshot of every
+screen.
 
 The browser is obtained when missing and this machine can (root with apt-get, as CI has);
 otherwise the tests skip and say why. ``playwright install`` is never used: its browser
@@ -59,7 +60,7 @@ def playwright() -> Iterator[Any]:
         yield driver
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app_url(postgres: str, template_db: str) -> Iterator[str]:
     """``sonalyze up`` on a fresh database; the app's address."""
     port = free_port()
@@ -81,8 +82,14 @@ class Phones:
         self.name = name
         self.browsers: list[Any] = []
 
-    def launch(self, capture: Path | None = None, viewport: dict[str, int] = PHONE) -> Any:
+    def launch(
+        self,
+        capture: Path | None = None,
+        viewport: dict[str, int] = PHONE,
+        flags: tuple[str, ...] = (),
+    ) -> Any:
         args = [
+            *flags,
             "--no-sandbox",
             "--use-fake-ui-for-media-stream",
             "--use-fake-device-for-media-stream",
@@ -94,7 +101,9 @@ class Phones:
         self.browsers.append(browser)
         page = browser.new_context(viewport=viewport, device_scale_factor=2).new_page()
         page.errors = []
+        page.console = []
         page.on("pageerror", lambda error: page.errors.append(str(error)))
+        page.on("console", lambda message: page.console.append(f"{message.type}: {message.text}"))
         return page
 
     def close(self) -> None:

@@ -63,7 +63,10 @@ def phone_name(device: str) -> str:
 def test_three_phones_measure_two_rooms(
     app_url: str, chromium: str, playwright: Any, tmp_path: Path
 ) -> None:
-    files = {name: capture_file(tmp_path / f"{name}.wav", t, i) for i, (name, t) in enumerate(ROOMS.items())}
+    files = {
+        name: capture_file(tmp_path / f"{name}.wav", t, i)
+        for i, (name, t) in enumerate(ROOMS.items())
+    }
     began = time.monotonic()
     with phones(playwright, chromium, "measure") as launch:
         host = launch.launch()

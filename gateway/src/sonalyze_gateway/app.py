@@ -11,7 +11,11 @@ from fastapi import FastAPI, WebSocket
 from starlette.types import Receive, Scope, Send
 
 from sonalyze import upload_frames
-from sonalyze.errors import install_error_handler, install_http_error_handler
+from sonalyze.errors import (
+    install_error_handler,
+    install_http_error_handler,
+    install_validation_handler,
+)
 from sonalyze.health import ReadinessCheck
 from sonalyze.lobby_client import LobbyClient
 from sonalyze.measurement_client import MeasurementClient
@@ -70,6 +74,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.ws_metrics = WsMetrics(app.state.registry)
     install_error_handler(app)
     install_http_error_handler(app)
+    install_validation_handler(app)
     app.include_router(downloads.router)
     webapp.install(app)
     app.add_middleware(DownloadCors, allowed_origins=settings.allowed_origins)

@@ -81,7 +81,11 @@ def admission(gateway: Gateway, websocket: WebSocket) -> tuple[str, CloseCode, s
         return "capacity", CloseCode.over_capacity, "the gateway is full; retry with backoff"
     origin = websocket.headers.get("origin")
     if not origin_allowed(origin, gateway.settings.allowed_origins, own_origin(websocket)):
-        return "origin", CloseCode.forbidden_origin, f"pages from {origin[:60]} may not connect here"
+        return (
+            "origin",
+            CloseCode.forbidden_origin,
+            f"pages from {(origin or '')[:60]} may not connect here",
+        )
     if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
         return "subprotocol", CloseCode.subprotocol_required, f"offer the subprotocol {SUBPROTOCOL}"
     return None

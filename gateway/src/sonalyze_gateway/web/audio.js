@@ -38,6 +38,7 @@ export class Microphone {
 
   async start() {
     if (this.open) return;
+    this.stop(); // a track the system ended: no second recorder over the same frames
     const ctx = await enableAudio();
     this.stream = await navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 },
@@ -48,11 +49,15 @@ export class Microphone {
     const mute = new GainNode(ctx, { gain: 0 }); // keeps the node pulled, plays nothing
     source.connect(node).connect(mute).connect(ctx.destination);
     node.port.onmessage = ({ data }) => this.take(data.frame, data.samples);
+    this.nodes = [source, node, mute];
     this.label = this.stream.getAudioTracks()[0]?.label || "microphone";
   }
 
   stop() {
     this.stream?.getTracks().forEach((track) => track.stop());
+    for (const node of this.nodes || []) node.disconnect();
+    if (this.nodes) this.nodes[1].port.onmessage = null;
+    this.nodes = null;
     this.stream = null;
   }
 
@@ -84,7 +89,7 @@ export class Microphone {
     }
     if (frame + samples.length >= w.first + w.length) {
       this.window = null;
-      w.resolve({ samples: w.samples, rate: w.rate, lateS: w.late || 0 });
+      w.resolve({ samples: w.samples, rate: w.rate, lateS: w.late || 0, got: w.got > 0 });
     }
   }
 }

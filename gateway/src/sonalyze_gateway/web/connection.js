@@ -121,6 +121,8 @@ export class Connection extends EventTarget {
     if (message.type === "welcome" && message.corr === this.helloId) return this.welcome(message.payload);
     if (message.type === "error" && message.corr === this.helloId) {
       this.emit("notice", { text: message.payload.message });
+      // unauthorized: the gateway closes with 4101; anything else (a restart): try again.
+      if (message.payload.code !== "unauthorized") this.ws?.close(1000, "hello refused; retrying");
       return;
     }
     if (message.corr && this.pending.has(message.corr)) {
@@ -160,7 +162,8 @@ export class Connection extends EventTarget {
     const resend = [...this.pending.keys()];
     if (this.lobbyId) {
       this.command("resume", { lobby_id: this.lobbyId, after_seq: this.lastSeq }).catch((error) => {
-        this.emit("lost", { error });
+        if (error.code === "not_found" || error.code === "forbidden") this.emit("lost", { error });
+        else this.ws?.close(1000, "resume failed; retrying"); // a restart, a limit: again later
       });
     }
     for (const id of resend) this.sendCommand(id);

@@ -63,6 +63,8 @@ app.say = (text) => {
 app.enter = async (command, payload) => {
   const joined = await app.connection.command(command, payload);
   localStorage.setItem(LOBBY_KEY, JSON.stringify({ lobby_id: joined.lobby_id, code: joined.code }));
+  app.joinCode = "";
+  history.replaceState(null, "", "/"); // a reload rejoins from what is kept, not the link
   replayHistory(joined);
   app.keepAwake();
   return joined;
@@ -137,13 +139,19 @@ connection.addEventListener("status", async ({ detail }) => {
   connection.syncClock().then(() => app.changed()).catch(() => {});
   if (!app.state.lobby && !app.entering) {
     const saved = JSON.parse(localStorage.getItem(LOBBY_KEY) || "null");
-    if (saved && !app.joinCode) {
+    const link = app.joinCode.replace(/[-\s]/g, "").toUpperCase();
+    if (saved && (!link || link === saved.code)) {
       app.entering = true;
       try {
         await app.enter("lobby.join", { code: saved.code });
-      } catch {
-        localStorage.removeItem(LOBBY_KEY);
-        app.show("home");
+      } catch (error) {
+        if (error.code === "not_found" || error.code === "forbidden") {
+          localStorage.removeItem(LOBBY_KEY); // the lobby closed, or this phone left it
+          app.show("home");
+        } else {
+          app.say(`${error.message}. Trying again…`);
+          connection.ws?.close(1000, "rejoin failed; retrying");
+        }
       } finally {
         app.entering = false;
       }

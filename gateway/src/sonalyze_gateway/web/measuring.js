@@ -28,6 +28,9 @@ export class Measuring {
     const speaker = started.speakers.includes(me);
     const microphone = started.microphones.includes(me);
     const playAt = started.play_at_ms ?? started.start_at_ms + started.sweep.lead_in * 1000;
+    if (app.connection.serverNow() > started.start_at_ms + started.recording_seconds * 1000) {
+      return; // heard after a reconnect, too late to take part: nothing to play or record
+    }
     this.part = {
       measurementId: started.measurement_id,
       role: speaker ? "speaker" : microphone ? "microphone" : "observer",
@@ -73,8 +76,9 @@ export class Measuring {
     const window = app.mic.record(started.start_at_ms, started.recording_seconds, app.connection);
     part.phase = "recording";
     app.changed();
-    const { samples, rate, lateS } = await window;
+    const { samples, rate, lateS, got } = await window;
     if (part.phase === "aborted") return;
+    if (!got) throw new Error("the microphone delivered nothing during the recording");
     part.lateS = lateS;
     const recording = {
       measurement_id: started.measurement_id,
@@ -83,7 +87,11 @@ export class Measuring {
       format: { container: "raw", sample_rate: rate, sample_format: "s16le", channels: 1 },
       kept_at: Date.now(),
     };
-    await kept.save(recording); // a reload from here on resumes the upload
+    try {
+      await kept.save(recording); // a reload from here on resumes the upload
+    } catch {
+      part.note = "This browser could not keep the recording: do not reload until it is sent.";
+    }
     await this.send(recording);
   }
 
@@ -122,7 +130,7 @@ export class Measuring {
     } catch {
       return; // no IndexedDB (a private window): nothing was kept
     }
-    const lobbyId = this.app.state.lobby?.id;
+    const lobbyId = this.app.connection.lobbyId; // known from the join's ack, before its snapshot
     for (const recording of recordings) {
       if (recording.lobby_id === lobbyId && !this.uploading.has(recording.measurement_id)) {
         this.send(recording);

@@ -8,6 +8,9 @@ const STORE = "recordings";
 export const CHUNK_BYTES = 64 * 1024;
 const IN_FLIGHT = 4;
 const RESENDS = 3;
+const STALL_MS = 15_000;
+// Refusals worth sending the chunk again for: damaged, too early, the server busy.
+const RETRY_CODES = new Set(["bad_request", "rate_limited", "unavailable", "internal"]);
 
 function database() {
   return new Promise((resolve, reject) => {
@@ -121,7 +124,9 @@ function sendChunks(connection, id, bytes, total, queue, onProgress) {
     const inFlight = new Set();
     const tries = new Map();
     let acked = total - queue.length;
+    let watchdog = null;
     const finish = (value, error) => {
+      clearTimeout(watchdog);
       connection.removeEventListener("upload", onReply);
       connection.removeEventListener("status", onStatus);
       if (error) reject(error);
@@ -136,13 +141,19 @@ function sendChunks(connection, id, bytes, total, queue, onProgress) {
       }
       if (!inFlight.size && !queue.length) finish(null); // all acknowledged: ask where it stands
     };
+    const stalled = () => {
+      // No reply for a while (a refusal that named no chunk, a lost frame): ask again.
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => finish(null), STALL_MS);
+    };
     const onReply = ({ detail }) => {
+      stalled();
       if (detail.measurement_id !== id || !inFlight.has(detail.index)) return;
       inFlight.delete(detail.index);
       if (detail.type === "upload.refused") {
         const n = (tries.get(detail.index) || 0) + 1;
         tries.set(detail.index, n);
-        if ((detail.code === "bad_request" || detail.code === "rate_limited") && n <= RESENDS) {
+        if (RETRY_CODES.has(detail.code) && n <= RESENDS) {
           queue.unshift(detail.index); // a damaged or early chunk: send it again
         } else {
           return finish(null, new Error(detail.message));
@@ -159,6 +170,7 @@ function sendChunks(connection, id, bytes, total, queue, onProgress) {
     };
     connection.addEventListener("upload", onReply);
     connection.addEventListener("status", onStatus);
+    stalled();
     pump();
   });
 }

@@ -2,6 +2,14 @@
 
 import { button, field, h } from "../ui.js";
 
+function safeDecode(text) {
+  try {
+    return decodeURIComponent(text || "");
+  } catch {
+    return "";
+  }
+}
+
 export function mount(app) {
   const code = h("input", {
     name: "code",
@@ -11,7 +19,7 @@ export function mount(app) {
     inputmode: "text",
     maxlength: 12,
     placeholder: "K7M-2QXR",
-    value: app.joinCode ? decodeURIComponent(app.joinCode) : "",
+    value: safeDecode(app.joinCode),
   });
   const name = h("input", { name: "name", maxlength: 80, placeholder: "Lecture hall B", autocomplete: "off" });
   const message = h("p", { class: "notice", role: "alert" }, app.notice || "");

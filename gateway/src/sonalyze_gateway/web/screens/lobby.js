@@ -115,7 +115,7 @@ function memberRow(app, member) {
 
 function hostControls(app) {
   const { lobby } = app.state;
-  const running = ["measuring", "uploading", "analyzing"].includes(lobby.workflow);
+  const running = ["measuring", "uploading"].includes(lobby.workflow); // analysis: let it end
   const duration = h("input", { type: "number", min: 2, max: 30, step: 1, value: app.sweepSeconds || 10, name: "duration", onchange: (e) => (app.sweepSeconds = Number(e.target.value)) });
   const leadIn = h("input", { type: "number", min: 0.5, max: 10, step: 0.5, value: app.leadIn || 1, name: "lead_in", onchange: (e) => (app.leadIn = Number(e.target.value)) });
   const start = () => act(app, () => app.connection.command("measurement.start", {
@@ -123,7 +123,9 @@ function hostControls(app) {
   }));
   return h("div", { class: "card" },
     h("h2", {}, "Host"),
-    running
+    lobby.workflow === "analyzing"
+      ? h("p", {}, "Analysing the recordings…")
+      : running
       ? button("Stop the measurement", () => act(app, () => app.connection.command("measurement.abort")), { class: "danger big" })
       : button("Start measurement", start, { class: "primary big", disabled: lobby.workflow !== "ready" }),
     h("label", { class: "check" },

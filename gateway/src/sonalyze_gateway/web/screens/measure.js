@@ -67,6 +67,7 @@ export function update(app, node) {
       part.phase === "uploading" ? h("div", {}, progress("Upload", part.upload), h("p", { class: "small" }, `${Math.round(part.upload * 100)} % sent`)) : null,
       part.phase === "played" ? h("p", { class: "small", id: "speaker-timing", "data-late-ms": part.lateMs.toFixed(1) }, `The sweep ended ${Math.abs(part.lateMs).toFixed(0)} ms ${part.lateMs >= 0 ? "after" : "before"} plan.`) : null,
       part.lateS > 0.05 ? h("p", { class: "notice" }, `This phone began recording ${part.lateS.toFixed(2)} s late.`) : null,
+      part.note ? h("p", { class: "notice" }, part.note) : null,
       part.error ? h("p", { class: "notice" }, part.error) : null) : null,
     measurement ? h("div", { class: "card" },
       h("h2", {}, "Recordings"),
