@@ -7,6 +7,7 @@ from memory has the same effect on whichever connection repeats it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 # Refusals that may well not happen on a retry are not remembered for the command's id.
 TRANSIENT = frozenset({ErrorCode.unavailable, ErrorCode.internal, ErrorCode.rate_limited})
+ABORT_ATTEMPTS = 4  # moves from aborted back to idle, so that no lobby stays aborted
 
 
 class Follow(NamedTuple):
@@ -185,19 +187,31 @@ class Commands:
 
     async def _measurement_abort(self, _: BaseModel) -> tuple[BaseModel, None]:
         """The host stops the measurement under way (its uploads close, it is not analysed);
-        the workflow goes on to idle, and to ready if everyone still is."""
+        the workflow goes on to idle, and to ready if everyone still is (from aborted, it only
+        goes on). An analysis that has begun runs to its end: it is not stopped."""
         lobby_id = self._lobby()
-        aborted = await self.gw.lobbies.move_workflow(
-            lobby_id, WorkflowState.aborted, self.device_id
-        )
-        try:
-            changed = await self.gw.lobbies.move_workflow(
-                lobby_id, WorkflowState.idle, self.device_id
+        lobby = await self.gw.storage.get_lobby(lobby_id)
+        if lobby.workflow_state == WorkflowState.analyzing:
+            raise ServiceError(ErrorCode.conflict, "the analysis has begun; it ends by itself")
+        aborted = None  # already aborted (an earlier abort could not move it on): on to idle
+        if lobby.workflow_state != WorkflowState.aborted:
+            aborted = await self.gw.lobbies.move_workflow(
+                lobby_id, WorkflowState.aborted, self.device_id
             )
-        except ServiceError as exc:  # another command moved it on meanwhile
-            logger.info("lobby %s not moved on from aborted: %s", lobby_id, exc)
-            changed = aborted
-        return protocol.Changed(seq=_last_seq(changed) or _last_seq(aborted)), None
+        changed = aborted
+        for attempt in range(ABORT_ATTEMPTS):
+            try:
+                changed = await self.gw.lobbies.move_workflow(
+                    lobby_id, WorkflowState.idle, self.device_id
+                )
+                break
+            except ServiceError as exc:
+                if exc.code not in TRANSIENT:  # another command moved it on meanwhile
+                    logger.info("lobby %s not moved on from aborted: %s", lobby_id, exc)
+                    break
+                await asyncio.sleep(0.2 * 2**attempt)
+        seq = (_last_seq(changed) if changed else None) or (_last_seq(aborted) if aborted else None)
+        return protocol.Changed(seq=seq), None
 
     async def _measurement_upload(self, body: protocol.MeasurementUpload) -> tuple[BaseModel, None]:
         await self._own_measurement(body.measurement_id)

@@ -17,12 +17,11 @@ export async function enableAudio() {
   return ctx;
 }
 
-// The context time at which server time `serverMs` falls, through this phone's clock offset.
+// The context (processing) time at which server time `serverMs` falls, through this phone's
+// clock offset: the time the recorder's frames and a source's start are counted in.
 export function contextTimeAt(serverMs, connection) {
   const ctx = audioContext();
   const localMs = serverMs - connection.offset - performance.timeOrigin;
-  const stamp = ctx.getOutputTimestamp ? ctx.getOutputTimestamp() : {};
-  if (stamp.performanceTime) return stamp.contextTime + (localMs - stamp.performanceTime) / 1000;
   return ctx.currentTime + (localMs - performance.now()) / 1000;
 }
 
@@ -102,16 +101,26 @@ export class Speaker {
     this.buffer = await audioContext().decodeAudioData(await response.arrayBuffer());
   }
 
-  // Play at server time `atMs`; resolves with when it was planned to end and when it did.
+  // Play so that the sound leaves the speaker at server time `atMs` (the output's latency
+  // taken off); resolves with how late, by the server's clock, its end left the speaker.
   play(atMs, connection) {
     const ctx = audioContext();
-    const when = Math.max(ctx.currentTime, contextTimeAt(atMs, connection));
+    const latency = ctx.outputLatency || ctx.baseLatency || 0;
+    const when = Math.max(ctx.currentTime, contextTimeAt(atMs, connection) - latency);
     const source = new AudioBufferSourceNode(ctx, { buffer: this.buffer });
     source.connect(ctx.destination);
-    const plannedEnd = contextTimeAt(atMs, connection) + this.buffer.duration;
+    this.source = source;
+    const plannedEnd = atMs + this.buffer.duration * 1000;
     return new Promise((resolve) => {
-      source.onended = () => resolve({ lateMs: (ctx.currentTime - plannedEnd) * 1000, plannedEnd });
+      source.onended = () => {
+        this.source = null;
+        resolve({ lateMs: connection.serverNow() + latency * 1000 - plannedEnd });
+      };
       source.start(when);
     });
+  }
+
+  stop() {
+    this.source?.stop();
   }
 }

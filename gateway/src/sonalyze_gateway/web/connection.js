@@ -83,6 +83,10 @@ export class Connection extends EventTarget {
   // Send a command; resolves with the ack's payload, rejects with a CommandError.
   command(type, payload = {}, { transient = false } = {}) {
     return new Promise((resolve, reject) => {
+      if (this.closed) {
+        reject(new CommandError("unavailable", this.closed.reason));
+        return;
+      }
       const id = newId();
       this.pending.set(id, { type, payload, resolve, reject, transient });
       if (this.connected) this.sendCommand(id);

@@ -163,6 +163,12 @@ connection.addEventListener("status", async ({ detail }) => {
 });
 connection.addEventListener("snapshot", ({ detail }) => {
   foldSnapshot(app.state, detail);
+  const mine = app.state.members.get(app.state.me);
+  const between = ["idle", "ready"].includes(app.state.lobby.workflow);
+  if (mine?.role === "microphone" && mine.status === "ready" && !app.mic.open && between) {
+    // Back after a reload: the microphone is closed until a tap opens it again.
+    connection.command("role.update", { status: "not_ready" }).catch(() => {});
+  }
   if (!app.screen || app.screen.name === "home") app.show("lobby");
   else app.changed();
 });
@@ -185,6 +191,8 @@ connection.addEventListener("lost", () => {
 connection.addEventListener("identity", () => {
   localStorage.removeItem(LOBBY_KEY);
   app.state = newLobbyState();
+  app.say("This phone's identity expired: join the lobby again.");
+  app.show("home");
 });
 connection.addEventListener("notice", ({ detail }) => app.say(detail.text));
 

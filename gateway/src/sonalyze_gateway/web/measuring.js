@@ -3,6 +3,8 @@
 
 import { kept, pcm16, upload } from "./upload.js";
 
+const KEEP_MS = 24 * 3600 * 1000;
+
 export class Measuring {
   constructor(app) {
     this.app = app;
@@ -15,6 +17,7 @@ export class Measuring {
     if (message.type === "workflow.changed" && message.payload.state === "aborted" && this.part) {
       this.part.phase = "aborted";
       this.app.mic.window = null;
+      this.app.speaker.stop();
     }
     if (message.type === "analysis.result" && this.part?.measurementId === message.payload.measurement_id) {
       this.app.show("results", message.payload.measurement_id);
@@ -132,6 +135,10 @@ export class Measuring {
     }
     const lobbyId = this.app.connection.lobbyId; // known from the join's ack, before its snapshot
     for (const recording of recordings) {
+      if (Date.now() - recording.kept_at > KEEP_MS) {
+        kept.remove(recording.measurement_id).catch(() => {}); // long past its upload deadline
+        continue;
+      }
       if (recording.lobby_id === lobbyId && !this.uploading.has(recording.measurement_id)) {
         this.send(recording);
       }

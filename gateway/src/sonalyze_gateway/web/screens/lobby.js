@@ -115,7 +115,7 @@ function memberRow(app, member) {
 
 function hostControls(app) {
   const { lobby } = app.state;
-  const running = ["measuring", "uploading"].includes(lobby.workflow); // analysis: let it end
+  const running = ["measuring", "uploading", "aborted"].includes(lobby.workflow); // not analysis
   const duration = h("input", { type: "number", min: 2, max: 30, step: 1, value: app.sweepSeconds || 10, name: "duration", onchange: (e) => (app.sweepSeconds = Number(e.target.value)) });
   const leadIn = h("input", { type: "number", min: 0.5, max: 10, step: 0.5, value: app.leadIn || 1, name: "lead_in", onchange: (e) => (app.leadIn = Number(e.target.value)) });
   const start = () => act(app, () => app.connection.command("measurement.start", {
