@@ -82,6 +82,7 @@ def test_close_codes_split_into_reconnect_and_do_not_reconnect() -> None:
         protocol.CloseCode.slow_consumer,
         protocol.CloseCode.idle_timeout,
         protocol.CloseCode.internal_error,
+        protocol.CloseCode.over_capacity,
     }
     assert all(4000 <= c < 4200 for c in protocol.CloseCode)
     assert not protocol.should_reconnect(1000)

@@ -1,12 +1,14 @@
 """A measurement from the phones' side, over real WebSockets against the real stack (storage,
-lobby, measurement and the gateway): the host starts it, every member hears of it, a speaker
-fetches the sweep, a microphone uploads its recording in binary frames (one corrupted and sent
-again) and the lobby hears the recording arrive and the room's parameters."""
+lobby, measurement and the gateway): the host starts it, every member hears of it (and when the
+sweep plays), a speaker fetches the sweep, a microphone uploads its recording in binary frames
+(one corrupted and sent again), the lobby hears the recording arrive and the room's parameters,
+and members download the measured impulse response."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import math
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -15,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 import soundfile
+from scipy.signal import fftconvolve
 
 from sonalyze import upload_frames
 from sonalyze.acoustics import room_parameters
@@ -84,7 +87,7 @@ def recording(ir: np.ndarray) -> bytes:
     spec = design(**SWEEP)
     rng = np.random.default_rng(7)
     played = np.concatenate([np.zeros(int(spec.lead_in * spec.sample_rate)), render(spec).signal])
-    heard = np.convolve(played, ir)
+    heard = fftconvolve(played, ir)
     heard = 0.4 * heard / np.max(np.abs(heard)) + rng.standard_normal(heard.size) * 10**-3.75
     buffer = io.BytesIO()
     soundfile.write(buffer, heard, spec.sample_rate, format="WAV", subtype="PCM_24")
@@ -125,6 +128,7 @@ def test_a_measurement_from_start_to_the_rooms_parameters(gateway: str) -> None:
         await host.ok("measurement.start", {"sweep": SWEEP})
         started = (await mic.wait_for_event("measurement.started"))["payload"]
         assert (started["microphones"], started["speakers"]) == ([mic.device_id], [host.device_id])
+        assert started["play_at_ms"] == started["start_at_ms"] + 500, "after the 0.5 s lead-in"
         assert (await host.wait_for_event("measurement.started"))["payload"] == started
         mid = started["measurement_id"]
         early = await mic.command("analysis.request", {"measurement_id": mid})
@@ -168,6 +172,9 @@ def test_a_measurement_from_start_to_the_rooms_parameters(gateway: str) -> None:
         t30 = np.array(result["result"]["microphones"][mic.device_id]["parameters"]["T30"], float)
         clean = room_parameters(ir, 48_000, BANDS)["T30"]
         np.testing.assert_allclose(t30[2:6], clean[2:6], rtol=0.05)
+        summary = result["result"]["microphones"][mic.device_id]
+        assert "decay_curves" not in summary and "frequency_response" not in summary
+        await downloads_of_the_response(http, mid, host, mic, stranger, t30)
 
         def workflow() -> list[str]:
             return [e["payload"]["state"] for e in host.events if e["type"] == "workflow.changed"]
@@ -185,6 +192,40 @@ def test_a_measurement_from_start_to_the_rooms_parameters(gateway: str) -> None:
     asyncio.run(scenario())
 
 
+async def downloads_of_the_response(
+    http: str, mid: str, host: Phone, mic: Phone, stranger: Phone, t30: np.ndarray
+) -> None:
+    """The microphone's impulse response, as the analysis used it, for the lobby's members
+    only; refusals are {code, message}."""
+    url = f"/v1/measurements/{mid}/responses/{mic.device_id}.wav"
+    async with httpx.AsyncClient(base_url=http) as client:
+        wav = await client.get(url, headers={"Authorization": f"Bearer {host.token}"})
+        assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
+        response, rate = soundfile.read(io.BytesIO(wav.content), dtype="float64")
+        assert rate == 48_000
+        half_gap = round(render(design(**SWEEP)).rate * math.log(2) / 2 * rate)
+        assert int(np.argmax(np.abs(response))) == half_gap, "just after its start"
+        again = room_parameters(response, rate, BANDS)["T30"]
+        np.testing.assert_allclose(again, t30, rtol=1e-3)
+        refusals = {
+            401: await client.get(url),
+            403: await client.get(url, headers={"Authorization": f"Bearer {stranger.token}"}),
+            404: await client.get(
+                url.replace(mic.device_id, host.device_id),
+                headers={"Authorization": f"Bearer {mic.token}"},
+            ),
+        }
+        for status, refusal in refusals.items():
+            assert refusal.status_code == status, refusal.text
+            body = refusal.json()
+            assert set(body) == {"code", "message"}, body
+        assert [r.json()["code"] for r in refusals.values()] == [
+            "unauthorized",
+            "forbidden",
+            "not_found",
+        ]
+
+
 def wav_bytes(samples: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     soundfile.write(buffer, samples, 48_000, format="WAV", subtype="FLOAT")
@@ -194,10 +235,11 @@ def wav_bytes(samples: np.ndarray) -> bytes:
 def test_a_phone_has_its_own_upload_analysed_outside_a_room_measurement(gateway: str) -> None:
     """An impulse response, and a recording of a sweep, each from one phone in a lobby, without
     roles or a schedule; the lobby's workflow stays where it was."""
+    http = gateway.replace("ws://", "http://").removesuffix("/v1/ws")
     ir = room(5)
     spec = design(**SWEEP)
     played = np.concatenate([np.zeros(int(spec.lead_in * 48_000)), render(spec).signal])
-    heard = np.convolve(played, ir)
+    heard = fftconvolve(played, ir)
     heard = 0.4 * heard / np.max(np.abs(heard)) + np.random.default_rng(1).normal(
         0, 1e-4, heard.size
     )
@@ -238,6 +280,16 @@ def test_a_phone_has_its_own_upload_analysed_outside_a_room_measurement(gateway:
             clean = room_parameters(ir, 48_000, BANDS)["T30"]
             tolerance = 0.01 if kind == "impulse_response" else 0.05
             np.testing.assert_allclose(t30[2:6], clean[2:6], rtol=tolerance, err_msg=kind)
+            async with httpx.AsyncClient(base_url=http) as client:
+                wav = await client.get(
+                    f"/v1/measurements/{mid}/responses/{phone.device_id}.wav",
+                    headers={"Authorization": f"Bearer {phone.token}"},
+                )
+            assert wav.status_code == 200, wav.text
+            response, _ = soundfile.read(io.BytesIO(wav.content), dtype="float32")
+            if kind == "impulse_response":  # analysed as it came
+                uploaded, _ = soundfile.read(io.BytesIO(data), dtype="float32")
+                np.testing.assert_array_equal(response, uploaded)
         assert not [e for e in phone.events if e["type"] == "workflow.changed"]
         for bad in ({}, {"kind": "impulse_response", "measurement_id": str(UUID(int=1))}):
             refused = await phone.command("analysis.request", bad)

@@ -1,14 +1,25 @@
 """A measurement's analysis: a sweep recorded through a known room gives the parameters of the
-room's own impulse response, a distorting speaker and a noisy room are flagged, and the spatial
-average is the mean, spread and count over the microphones."""
+room's own impulse response, with each band's decay curve and the response it analysed; a
+distorting speaker and a noisy room are flagged."""
 
 from __future__ import annotations
 
+import io
+import math
+
 import numpy as np
 import pytest
+import soundfile
+from scipy.signal import fftconvolve
 
 from sonalyze.acoustics import filter_bands, room_parameters
-from sonalyze_measurement.analysis import BANDS, analyse_recording
+from sonalyze_measurement.analysis import (
+    BANDS,
+    DECAY_POINTS,
+    analyse_recording,
+    analyse_response,
+    analyse_upload,
+)
 from sonalyze_measurement.sweeps import design, render
 
 SPEC = design(duration=3.0, lead_in=0.5, tail=2.0)
@@ -37,46 +48,98 @@ def record(ir: np.ndarray, noise_db: float, seed: int, speaker=lambda x: x) -> n
             np.zeros(int(SPEC.tail * FS)),
         ]
     )
-    heard = np.convolve(played, ir)[: played.size]
+    heard = fftconvolve(played, ir)[: played.size]
     heard /= 2 * np.max(np.abs(heard))
     return heard + rng.standard_normal(heard.size) * 10 ** (noise_db / 20) * 0.5
+
+
+def values(result: object, key: str) -> np.ndarray:
+    """One parameter's values per band, null as NaN."""
+    row = getattr(result, key)
+    return np.array([math.nan if v is None else v for v in row], dtype=float)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_recorded_sweep_gives_the_parameters_of_the_rooms_own_response(seed: int) -> None:
     ir = room(seed)
-    result = analyse_recording(record(ir, noise_db=-70, seed=seed), SPEC)
+    result = analyse_recording(record(ir, noise_db=-70, seed=seed), SPEC).result
     clean = room_parameters(ir, FS, BANDS)
     for key in ("T20", "T30", "EDT"):
-        measured = np.array(result["parameters"][key], dtype=float)
+        measured = values(result.parameters, key)
         np.testing.assert_allclose(measured, clean[key], rtol=0.05, err_msg=key)
     for key in ("C50", "C80"):
-        measured = np.array(result["parameters"][key], dtype=float)
+        measured = values(result.parameters, key)
         np.testing.assert_allclose(measured, clean[key], atol=0.5, err_msg=key)
-    assert result["flags"] == []
-    assert result["harmonic_level_db"] < -40
-    response = result["frequency_response"]
-    assert len(response["frequencies"]) == len(response["level_db"]) > 100
+    assert result.flags == []
+    assert result.harmonic_level_db is not None and result.harmonic_level_db < -40
+    response = result.frequency_response
+    assert len(response.frequencies) == len(response.level_db) > 100
+    assert result.response_blob_id is None, "the service sets it once it stored the response"
+
+
+def test_each_bands_decay_curve_falls_as_its_reverberation_time_says() -> None:
+    """The room's bands decay with T from 1.0 s (125 Hz) to 0.4 s (8 kHz): each curve starts at
+    0 dB, falls at -60 / T20 dB/s in T20's range, and ends where the decay meets the noise."""
+    result = analyse_recording(record(room(0), noise_db=-70, seed=0), SPEC).result
+    curves = result.decay_curves
+    assert curves.step_s == 0.01, "the finest step at which 1.5 s of decay takes 300 points"
+    assert len(curves.levels_db) == len(BANDS)
+    t20 = values(result.parameters, "T20")
+    for band, levels, t60 in zip(BANDS, curves.levels_db, t20, strict=True):
+        assert 50 < len(levels) <= DECAY_POINTS, band
+        curve = np.array(levels, dtype=float)
+        assert curve[0] == 0.0 and np.all(np.isfinite(curve)), band
+        seconds = np.arange(curve.size) * curves.step_s
+        fit = (curve <= -5) & (curve >= -25)
+        slope = np.polyfit(seconds[fit], curve[fit], 1)[0]
+        assert -60 / slope == pytest.approx(t60, rel=0.02), band
+    assert len(curves.levels_db[0]) > len(curves.levels_db[-1]), "the low band rings longest"
+
+
+def test_the_response_analysed_comes_back_as_a_float_wav() -> None:
+    """The worker's answer: the result, and the response it analysed, its peak half the gap to
+    the 2nd harmonic from the start, its parameters those of the result."""
+    heard = record(room(0), noise_db=-70, seed=0)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, heard, FS, format="WAV", subtype="FLOAT")
+    spec = SPEC.model_dump(mode="json")
+    result, wav = analyse_upload(buffer.getvalue(), {"container": "wav"}, spec)
+    response, rate = soundfile.read(io.BytesIO(wav), dtype="float64")
+    assert rate == FS and soundfile.info(io.BytesIO(wav)).subtype == "FLOAT"
+    half_gap = round(render(SPEC).rate * math.log(2) / 2 * FS)  # to the 2nd harmonic
+    assert int(np.argmax(np.abs(response))) == half_gap
+    again = room_parameters(response, FS, BANDS)
+    np.testing.assert_allclose(values(result.parameters, "T30"), again["T30"], rtol=1e-3)
+
+
+def test_an_uploaded_impulse_response_is_analysed_as_it_is() -> None:
+    ir = room(2)
+    analysed = analyse_response(ir, FS)
+    assert analysed.response is ir
+    assert analysed.result.harmonic_level_db is None and analysed.result.flags == []
+    np.testing.assert_allclose(
+        values(analysed.result.parameters, "T30"), room_parameters(ir, FS, BANDS)["T30"]
+    )
 
 
 def test_a_distorting_speaker_is_flagged_non_linear() -> None:
     ir = room(0)
     result = analyse_recording(
         record(ir, -70, 0, speaker=lambda x: x + 0.6 * x**2 + 0.4 * x**3), SPEC
-    )
-    assert "non_linear" in result["flags"]
-    assert result["harmonic_level_db"] > -20
+    ).result
+    assert "non_linear" in result.flags
+    assert result.harmonic_level_db is not None and result.harmonic_level_db > -20
     # The linear response is still measured: Farina's separation keeps the products out.
     np.testing.assert_allclose(
-        np.array(result["parameters"]["T30"], dtype=float)[2:6],
+        values(result.parameters, "T30")[2:6],
         room_parameters(ir, FS, BANDS)["T30"][2:6],
         rtol=0.05,
     )
 
 
 def test_a_noisy_room_is_flagged_and_its_t30_left_out_with_the_reason() -> None:
-    result = analyse_recording(record(room(0), noise_db=-40, seed=0), SPEC)
-    assert "psnr_low_for_t30" in result["flags"]
-    missing = [i for i, v in enumerate(result["parameters"]["T30"]) if v is None]
+    result = analyse_recording(record(room(0), noise_db=-40, seed=0), SPEC).result
+    assert "psnr_low_for_t30" in result.flags
+    missing = [i for i, v in enumerate(result.parameters.T30) if v is None]
     assert missing
-    assert all("T30 needs 45 dB" in result["reasons"]["T30"][i] for i in missing)
+    assert all("T30 needs 45 dB" in str(result.reasons.T30[i]) for i in missing)

@@ -13,7 +13,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import soundfile
 from prometheus_client import CollectorRegistry
+from scipy.signal import fftconvolve
 
+from sonalyze.events import MicrophoneResult
 from sonalyze.lobby_client import LobbyClient
 from sonalyze.storage_client import StorageClient
 from sonalyze_measurement.measurement_metrics import MeasurementMetrics
@@ -26,7 +28,7 @@ SWEEP = design(duration=1.0, lead_in=0.5, tail=1.5)
 
 def recording() -> bytes:
     played = np.concatenate([np.zeros(int(0.5 * 48_000)), render(SWEEP).signal])
-    heard = np.convolve(played, room(0))
+    heard = fftconvolve(played, room(0))
     heard = 0.4 * heard / np.max(np.abs(heard)) + 1e-4 * np.random.default_rng(0).random(heard.size)
     buffer = io.BytesIO()
     soundfile.write(buffer, heard, 48_000, format="WAV", subtype="FLOAT")
@@ -40,7 +42,7 @@ def test_a_pool_whose_worker_died_is_replaced_and_the_recording_analysed() -> No
         pools.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
         return pools[-1]
 
-    async def scenario() -> dict[str, object]:
+    async def scenario() -> tuple[MicrophoneResult, bytes]:
         async with (
             StorageClient("http://127.0.0.1:9") as storage,
             LobbyClient("http://127.0.0.1:9") as lobbies,
@@ -56,7 +58,8 @@ def test_a_pool_whose_worker_died_is_replaced_and_the_recording_analysed() -> No
             finally:
                 await runs.close()
 
-    result = asyncio.run(scenario())
+    result, wav = asyncio.run(scenario())
     assert len(pools) == 2
-    assert result["flags"] == []
-    assert len(result["parameters"]["T30"]) == 7  # type: ignore[index, arg-type]
+    assert result.flags == []
+    assert len(result.parameters.T30) == 7
+    assert soundfile.info(io.BytesIO(wav)).subtype == "FLOAT", "the response, beside it"

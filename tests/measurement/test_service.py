@@ -12,7 +12,9 @@ import httpx
 import numpy as np
 import pytest
 import soundfile
+from pydantic import ValidationError
 
+from sonalyze.measurement_api import MeasurementStarted
 from sonalyze_measurement.sweeps import design, render
 from tests.measurement.helpers import (
     SHORT,
@@ -34,6 +36,9 @@ def test_a_measurement_is_designed_for_the_lobbys_roles(
     assert body["speakers"] == [speaker]
     assert body["sweep"]["duration"] == 1.0 and body["sweep"]["f1"] == 50.0
     assert body["recording_seconds"] == pytest.approx(2.5)
+    assert body["play_at_ms"] == body["start_at_ms"] + 500, "the speakers play after the lead-in"
+    with pytest.raises(ValidationError, match="play_at_ms must be start_at_ms plus"):
+        MeasurementStarted.model_validate({**body, "play_at_ms": body["start_at_ms"]})
     assert body["sweep_path"] == f"/v1/measurements/{body['measurement_id']}/sweep.wav"
     wav = measurement.get(body["sweep_path"])
     assert wav.headers["content-type"] == "audio/wav"

@@ -1,11 +1,13 @@
 """The measurement service's analysis run over real HTTP on real storage: once every microphone
 has uploaded its recording of the sweep through the room, the analysis runs in a worker
 process, reports progress, and stores and announces the room's parameters per microphone and
-their spatial average."""
+their spatial average; the stored result has each band's decay curve, and each microphone's
+impulse response is a WAV to download."""
 
 from __future__ import annotations
 
 import io
+import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -14,14 +16,18 @@ from typing import Any
 import httpx
 import numpy as np
 import soundfile
+from scipy.signal import fftconvolve
 
 from sonalyze.acoustics import resample, room_parameters
+from sonalyze.events import MeasurementResult, MeasurementSummary
 from sonalyze_measurement.analysis import BANDS
 from sonalyze_measurement.sweeps import design, render
 from tests.measurement.helpers import begin, chunks, put, room_with_roles, started
 from tests.measurement.test_analysis import room
 
 SWEEP = {"duration": 1.0, "lead_in": 0.5, "tail": 2.0}
+# Where the analysed response has its peak: half the gap to the 2nd harmonic after its start.
+HALF_GAP = round(render(design(**SWEEP)).rate * math.log(2) / 2 * 48_000)
 UPLOADED: dict[str, int] = {}  # bytes per microphone
 UPLOADED_CHUNKS: dict[str, list[bytes]] = {}
 
@@ -32,7 +38,7 @@ def upload(client: httpx.Client, mid: str, mic: str, ir: np.ndarray, rate: int, 
     rng = np.random.default_rng(seed)
     offset = np.zeros(int(rng.integers(0, spec.sample_rate // 4)))
     played = np.concatenate([np.zeros(int(spec.lead_in * spec.sample_rate)), render(spec).signal])
-    heard = np.concatenate([offset, np.convolve(played, ir)])
+    heard = np.concatenate([offset, fftconvolve(played, ir)])
     heard = 0.4 * heard / np.max(np.abs(heard))
     heard += rng.standard_normal(heard.size) * 10 ** (-75 / 20)
     if rate != spec.sample_rate:
@@ -82,8 +88,29 @@ def test_the_rooms_parameters_arrive_once_every_microphone_has_uploaded(
     (announced,) = [e["payload"] for e in log if e["type"] == "analysis.result"]
     assert announced["error"] is None
     assert announced["result"]["average"] == result["average"]
-    assert "frequency_response" not in announced["result"]["microphones"][mics[0]]
-    assert "frequency_response" in result["microphones"][mics[0]], "stored, for later"
+    typed = MeasurementResult.model_validate(result)
+    assert MeasurementSummary.model_validate(announced["result"]) == typed.summary()
+    for mic in mics:
+        summary = announced["result"]["microphones"][mic]
+        assert "frequency_response" not in summary and "decay_curves" not in summary
+        stored = result["microphones"][mic]
+        assert "frequency_response" in stored, "stored, for later"
+        curves = stored["decay_curves"]
+        assert curves["step_s"] > 0 and len(curves["levels_db"]) == len(BANDS)
+        assert all(levels and levels[0] == 0.0 for levels in curves["levels_db"])
+        assert summary["response_blob_id"] == stored["response_blob_id"] is not None
+    for seed, mic in enumerate(mics):
+        wav = measurement.get(f"/v1/measurements/{mid}/responses/{mic}.wav")
+        assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
+        response, rate = soundfile.read(io.BytesIO(wav.content), dtype="float64")
+        assert rate == 48_000, "the sweep's rate, whatever the microphone's"
+        assert int(np.argmax(np.abs(response))) == HALF_GAP, seed
+        t30 = room_parameters(response, rate, BANDS)["T30"]
+        stored_t30 = result["microphones"][mic]["parameters"]["T30"]
+        np.testing.assert_allclose(t30, np.array(stored_t30, dtype=float), rtol=1e-3)
+    nobody = measurement.get(f"/v1/measurements/{mid}/responses/{room_['host_device_id']}.wav")
+    assert nobody.status_code == 404 and nobody.json()["code"] == "not_found"
+    assert "not one of the measurement's microphones" in nobody.json()["message"]
     assert api.get(f"/v1/measurements/{mid}").json()["state"] == "completed"
     again = measurement.post(f"/v1/measurements/{mid}/analysis")
     assert again.status_code == 202 and again.json()["id"] == analysis["id"], "one analysis"
@@ -110,6 +137,8 @@ def test_an_analysis_asked_for_early_analyses_what_has_arrived(
     room_, mics, _ = room_with_roles(api, microphones=2)
     mid = started(measurement, room_, **SWEEP)["measurement_id"]
     assert measurement.get(f"/v1/measurements/{mid}/analysis").status_code == 404
+    early = measurement.get(f"/v1/measurements/{mid}/responses/{mics[0]}.wav")
+    assert early.status_code == 404 and early.json()["code"] == "not_found"
     upload(measurement, mid, mics[0], room(0), 48_000, seed=0)
     assert measurement.get(f"/v1/measurements/{mid}/status").json()["waiting_for"] == [mics[1]]
     started_now = measurement.post(f"/v1/measurements/{mid}/analysis")
@@ -118,6 +147,9 @@ def test_an_analysis_asked_for_early_analyses_what_has_arrived(
     assert list(result["microphones"]) == [mics[0]]
     assert result["unusable"] == {mics[1]: "no recording arrived"}
     assert result["average"]["T30"]["count"][3] == 1
+    silent = measurement.get(f"/v1/measurements/{mid}/responses/{mics[1]}.wav")
+    assert silent.status_code == 404 and "no recording arrived" in silent.json()["message"]
+    assert measurement.get(f"/v1/measurements/{mid}/responses/{mics[0]}.wav").status_code == 200
     retried = put(measurement, mid, mics[0], 0, UPLOADED_CHUNKS[mics[0]][0])
     assert (retried.status_code, retried.json()["created"]) == (200, False), "a retry, acked"
     late = begin(measurement, mid, mics[1])

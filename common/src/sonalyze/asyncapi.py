@@ -83,10 +83,13 @@ CLOSE_CODE_MEANINGS = {
     protocol.CloseCode.slow_consumer: "The client stopped reading; its send queue overflowed.",
     protocol.CloseCode.idle_timeout: "No message from the client within idle_timeout_s.",
     protocol.CloseCode.internal_error: "The gateway failed to serve this connection.",
+    protocol.CloseCode.over_capacity: "The gateway holds all the connections it may; retry later.",
     protocol.CloseCode.protocol_error: "Not a protocol v1 frame.",
     protocol.CloseCode.unauthorized: "The token in hello is expired, forged or unknown.",
     protocol.CloseCode.hello_timeout: "No hello within 5 s of connecting.",
     protocol.CloseCode.message_too_large: "A frame above the gateway's message size limit.",
+    protocol.CloseCode.forbidden_origin: "A page from an origin that may not connect.",
+    protocol.CloseCode.subprotocol_required: "The client did not offer sonalyze.v1.",
 }
 
 

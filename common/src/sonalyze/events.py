@@ -2,15 +2,17 @@
 
 Each event type has one payload model here. The lobby service builds its events through
 :func:`event`, so nothing enters the log that the protocol document does not describe, and the
-gateway forwards the payloads unchanged.
+gateway forwards the payloads unchanged. A measurement's analysis result is typed here too:
+:class:`MeasurementResult` as stored, :class:`MeasurementSummary` as ``analysis.result`` says it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Any, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sonalyze.domain import JobState, ParticipantStatus, Presence, Role, WorkflowState
 from sonalyze.measurement_api import MeasurementStarted
@@ -99,17 +101,218 @@ class AnalysisProgress(_Event):
     total: int
 
 
+# A measurement's analysis result -----------------------------------------------------------------
+
+
+class _Result(_Event):
+    """Numbers are finite or null: a value the response cannot support is null, never NaN."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+PerBand = list[float | None]
+
+
+class BandParameters(_Result):
+    """One impulse response's ISO 3382-1 parameters, one value per band in the order of
+    ``bands``; null where the response cannot support the value (``reasons`` says why)."""
+
+    EDT: PerBand = Field(description="Early decay time, s: the decay from 0 to -10 dB, x 6.")
+    T20: PerBand = Field(description="Reverberation time, s, from the decay from -5 to -25 dB.")
+    T30: PerBand = Field(description="Reverberation time, s, from the decay from -5 to -35 dB.")
+    C50: PerBand = Field(description="Clarity, dB: the first 50 ms's energy re the rest's.")
+    C80: PerBand = Field(description="Clarity, dB: the first 80 ms's energy re the rest's.")
+    D50: PerBand = Field(description="Definition, 0-1: the first 50 ms's share of the energy.")
+    Ts: PerBand = Field(description="Centre time, s: the energy's centre of gravity.")
+    INR: PerBand = Field(
+        description="Impulse-to-noise ratio, dB: the late decay at the onset above the noise "
+        "(Lundeby); null when the response reaches no noise floor."
+    )
+
+
+class ParameterReasons(_Result):
+    """Per parameter and band: why the value is null, or null where there is a value."""
+
+    EDT: list[str | None] = Field(description="Why EDT is null, per band.")
+    T20: list[str | None] = Field(description="Why T20 is null, per band.")
+    T30: list[str | None] = Field(description="Why T30 is null, per band.")
+    C50: list[str | None] = Field(description="Why C50 is null, per band.")
+    C80: list[str | None] = Field(description="Why C80 is null, per band.")
+    D50: list[str | None] = Field(description="Why D50 is null, per band.")
+    Ts: list[str | None] = Field(description="Why Ts is null, per band.")
+
+
+class FitCorrelation(_Result):
+    """The correlation coefficient of each decay time's straight-line fit, per band (ISO
+    3382-2 Annex B): near -1 for a straight decay; null where there was no fit."""
+
+    EDT: PerBand = Field(description="Of the fit from 0 to -10 dB.")
+    T20: PerBand = Field(description="Of the fit from -5 to -25 dB.")
+    T30: PerBand = Field(description="Of the fit from -5 to -35 dB.")
+
+
+class AnalysisFlag(StrEnum):
+    """A warning about one microphone's analysis. ``psnr_low_for_t30``: some band's decay is
+    too short above the noise for T30 (ISO 3382-1 asks for 45 dB; T30 is null there).
+    ``non_linear``: the speaker's harmonic distortion reaches within 20 dB of the linear
+    response (it is separated from the response, but the speaker plays too loud)."""
+
+    psnr_low_for_t30 = "psnr_low_for_t30"
+    non_linear = "non_linear"
+
+
+class MicrophoneSummary(_Result):
+    """One microphone's analysis, as the lobby hears it in ``analysis.result``."""
+
+    parameters: BandParameters = Field(description="The parameters per band.")
+    reasons: ParameterReasons = Field(description="Why a parameter is null, per band.")
+    correlation: FitCorrelation = Field(description="The decay fits' correlation per band.")
+    drr: float | None = Field(
+        description="Direct-to-reverberant ratio of the broadband response, dB."
+    )
+    psnr: float | None = Field(
+        description="Peak-to-noise ratio of the broadband response, dB; null without a noise floor."
+    )
+    harmonic_level_db: float | None = Field(
+        description="The sweep's harmonics 2-5 re the linear response, dB; null for an "
+        "uploaded impulse response."
+    )
+    flags: list[AnalysisFlag] = Field(description="Warnings (AnalysisFlag); empty if none.")
+    response_blob_id: UUID | None = Field(
+        description="The stored impulse response the analysis used, a 32-bit float WAV at the "
+        "sweep's sample rate (a recorded sweep's from just before its peak, an uploaded one as "
+        "it came): GET /v1/measurements/{measurement_id}/responses/{device_id}.wav with the "
+        "device token. Null if it was not stored."
+    )
+
+
+class FrequencyResponse(_Result):
+    """The impulse response's level over frequency, smoothed over third octaves."""
+
+    frequencies: PerBand = Field(description="Hz, third-octave spaced from 50 Hz.")
+    level_db: PerBand = Field(description="Level at each frequency, dB re unity gain.")
+
+
+class DecayCurves(_Result):
+    """Each band's noise-compensated Schroeder decay in dB, for a chart."""
+
+    step_s: float = Field(gt=0, description="Time between the points, s.")
+    levels_db: list[PerBand] = Field(
+        description="Per band, in the order of bands: the energy still to come re the energy "
+        "at the onset, dB (0 first), at 0, step_s, 2 step_s, ... s after the broadband onset, "
+        "until the decay meets the noise; null where the noise subtraction leaves no energy; "
+        "empty for a band without a usable decay (reasons says why)."
+    )
+
+
+class MicrophoneResult(MicrophoneSummary):
+    """One microphone's analysis as stored: the summary, the frequency response and the decay
+    curves."""
+
+    frequency_response: FrequencyResponse = Field(description="Third-octave smoothed.")
+    decay_curves: DecayCurves = Field(description="Per band, sampled for a chart.")
+
+
+class BandStatistics(_Result):
+    """One parameter over the microphones that have a value, per band (ISO 3382-2)."""
+
+    mean: PerBand = Field(description="Mean per band; null where no microphone has a value.")
+    std: PerBand = Field(
+        description="Standard deviation per band (n - 1); null with fewer than two values."
+    )
+    count: list[int] = Field(description="How many microphones have a value, per band.")
+
+
+class SpatialAverage(_Result):
+    """The parameters averaged over the microphones, per band."""
+
+    EDT: BandStatistics = Field(description="Early decay time, s.")
+    T20: BandStatistics = Field(description="Reverberation time from T20's range, s.")
+    T30: BandStatistics = Field(description="Reverberation time from T30's range, s.")
+    C50: BandStatistics = Field(description="Clarity C50, dB.")
+    C80: BandStatistics = Field(description="Clarity C80, dB.")
+    D50: BandStatistics = Field(description="Definition D50, 0-1.")
+    Ts: BandStatistics = Field(description="Centre time, s.")
+
+
+class _Analysis(_Result):
+    bands: list[float] = Field(
+        description="Nominal octave mid-band frequencies, Hz: every per-band list follows them."
+    )
+    average: SpatialAverage = Field(description="Over the microphones, per band.")
+    unusable: dict[UUID, str] = Field(
+        description="Microphones whose recording could not be analysed, with the reason."
+    )
+
+    def _check_bands(self, microphones: dict[UUID, MicrophoneSummary]) -> None:
+        """Refuse a per-band list without one entry per band."""
+        n = len(self.bands)
+        tables: dict[str, list[list[Any]]] = {
+            "average": [list(v) for _, stats in self.average for _, v in stats]
+        }
+        for device, mic in microphones.items():
+            tables[f"microphone {device}"] = [
+                *(v for _, v in mic.parameters),
+                *(v for _, v in mic.reasons),
+                *(v for _, v in mic.correlation),
+            ]
+            if isinstance(mic, MicrophoneResult):
+                tables[f"microphone {device}"].append(mic.decay_curves.levels_db)
+        for where, lists in tables.items():
+            if any(len(values) != n for values in lists):
+                raise ValueError(f"{where}: a per-band list has not {n} entries, one per band")
+
+
+class MeasurementSummary(_Analysis):
+    """A measurement's analysis as the lobby hears it: each usable microphone's parameters,
+    their spatial average, and why the others are missing."""
+
+    microphones: dict[UUID, MicrophoneSummary] = Field(
+        description="Per microphone (device id) whose recording was analysed."
+    )
+
+    @model_validator(mode="after")
+    def _per_band(self) -> Self:
+        self._check_bands(dict(self.microphones))
+        return self
+
+
+class MeasurementResult(_Analysis):
+    """A measurement's analysis as stored: the summary (MeasurementSummary) with each
+    microphone's frequency response and decay curves."""
+
+    microphones: dict[UUID, MicrophoneResult] = Field(
+        description="Per microphone (device id) whose recording was analysed."
+    )
+
+    @model_validator(mode="after")
+    def _per_band(self) -> Self:
+        self._check_bands(dict(self.microphones))
+        return self
+
+    def summary(self) -> MeasurementSummary:
+        """The result without the frequency responses and decay curves, for the lobby."""
+        keep = set(MicrophoneSummary.model_fields)
+        return MeasurementSummary(
+            bands=self.bands,
+            average=self.average,
+            unusable=self.unusable,
+            microphones={
+                device: MicrophoneSummary.model_validate(mic.model_dump(include=keep))
+                for device, mic in self.microphones.items()
+            },
+        )
+
+
 class AnalysisResult(_Event):
     """A measurement's analysis ended: the parameters per microphone and their spatial
-    average (the frequency responses are in the stored result), or the error."""
+    average (the frequency responses and decay curves are in the stored result), or the
+    error."""
 
     measurement_id: UUID
     analysis_id: UUID
-    result: dict[str, Any] | None = Field(
-        description="bands, microphones (per device: parameters per band, flags), average "
-        "(mean, std, count per band), unusable (per device: why)"
-    )
-    error: str | None = None
+    result: MeasurementSummary | None = Field(description="The summary; null if it failed.")
+    error: str | None = Field(None, description="Why the analysis failed.")
 
 
 class SimulationQueued(_Event):

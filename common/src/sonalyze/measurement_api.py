@@ -133,10 +133,27 @@ class MeasurementStarted(_Model):
     kind: MeasurementKind = MeasurementKind.room
     sweep: SweepSpec
     sweep_path: str = Field(description="Path of the sweep WAV on the gateway.")
-    start_at_ms: int = Field(description="Server time (ms since the epoch) the recording starts.")
+    start_at_ms: int = Field(
+        description="Server time (ms since the epoch) the microphones start recording."
+    )
+    play_at_ms: int = Field(
+        description="Server time (ms since the epoch) the speakers start playing the sweep: "
+        "start_at_ms plus the sweep's lead_in (rounded to the ms)."
+    )
     recording_seconds: float = Field(description="How long each microphone records.")
     microphones: list[UUID]
     speakers: list[UUID]
+
+    @staticmethod
+    def play_at(start_at_ms: int, sweep: SweepSpec) -> int:
+        """When the sweep starts playing, for a recording that starts at ``start_at_ms``."""
+        return start_at_ms + round(sweep.lead_in * 1000)
+
+    @model_validator(mode="after")
+    def _plays_after_the_lead_in(self) -> Self:
+        if self.play_at_ms != self.play_at(self.start_at_ms, self.sweep):
+            raise ValueError("play_at_ms must be start_at_ms plus the sweep's lead_in")
+        return self
 
 
 class BeginUpload(_Model):

@@ -51,6 +51,11 @@ class MeasurementClient(ServiceClient):
     async def sweep_wav(self, measurement_id: UUID) -> bytes:
         return await self._send("GET", f"/v1/measurements/{measurement_id}/sweep.wav")
 
+    async def response_wav(self, measurement_id: UUID, device_id: UUID) -> bytes:
+        """The impulse response the analysis used for the microphone (a 32-bit float WAV)."""
+        path = f"/v1/measurements/{measurement_id}/responses/{device_id}.wav"
+        return await self._send("GET", path)
+
     async def begin_upload(
         self, measurement_id: UUID, device_id: UUID, fmt: RecordingFormat
     ) -> UploadStatus:

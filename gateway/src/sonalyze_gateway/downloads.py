@@ -1,5 +1,5 @@
 """The gateway's HTTP downloads for the lobby's members: a measurement's sweep (for the speaker
-to play) and a simulation's impulse responses.
+to play) and its measured impulse responses, and a simulation's impulse responses.
 
 The phone authenticates with its device token (``Authorization: Bearer <token>``, the token
 from ``welcome``) and must be a member of the lobby the measurement or simulation belongs to.
@@ -39,6 +39,25 @@ async def sweep_wav(measurement_id: UUID, request: Request) -> Response:
     measurement = await gateway.measurements.get(measurement_id)
     await _member(gateway, device_id, measurement.lobby_id)
     wav = await gateway.measurements.sweep_wav(measurement_id)
+    return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get(
+    "/v1/measurements/{measurement_id}/responses/{device_id}.wav",
+    response_class=Response,
+    responses=REFUSALS,
+    tags=["measurements"],
+)
+async def measured_response_wav(
+    measurement_id: UUID, device_id: UUID, request: Request
+) -> Response:
+    """The impulse response the analysis used for the microphone ``device_id`` (its
+    ``response_blob_id`` in the result) as a 32-bit float WAV file."""
+    gateway: Gateway = request.app.state.gateway
+    member = _device(request, gateway)
+    measurement = await gateway.measurements.get(measurement_id)
+    await _member(gateway, member, measurement.lobby_id)
+    wav = await gateway.measurements.response_wav(measurement_id, device_id)
     return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
 
 

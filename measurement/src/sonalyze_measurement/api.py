@@ -64,6 +64,21 @@ async def sweep_wav(measurement_id: UUID, measurements: MeasurementsDep) -> Resp
     return Response(body, media_type="audio/wav")
 
 
+@router.get(
+    "/{measurement_id}/responses/{device_id}.wav",
+    response_class=Response,
+    responses={200: {"content": {"audio/wav": {}}}},
+)
+async def response_wav(
+    measurement_id: UUID, device_id: UUID, measurements: MeasurementsDep
+) -> Response:
+    """The impulse response the analysis used for the microphone, as a 32-bit float WAV file
+    (404 unless the analysis succeeded with it)."""
+    return Response(
+        await measurements.response_wav(measurement_id, device_id), media_type="audio/wav"
+    )
+
+
 @router.get("/{measurement_id}/status", response_model=MeasurementStatus)
 async def upload_status(measurement_id: UUID, measurements: MeasurementsDep) -> MeasurementStatus:
     """Each recording's state and missing chunks, and the microphones yet to begin."""

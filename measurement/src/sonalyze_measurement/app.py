@@ -35,7 +35,13 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             return pool
 
         async with LobbyClient(settings.lobby_url, token, timeout) as lobbies:
-            runs = AnalysisRuns(app.state.storage, lobbies, new_pool, metrics)
+            runs = AnalysisRuns(
+                app.state.storage,
+                lobbies,
+                new_pool,
+                metrics,
+                chunk_bytes=settings.max_chunk_bytes,
+            )
             app.state.measurements = Measurements(
                 app.state.storage,
                 runs,

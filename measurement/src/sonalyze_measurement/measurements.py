@@ -307,6 +307,20 @@ class Measurements:
             raise ServiceError(ErrorCode.not_found, "the measurement has not been analysed yet")
         return latest
 
+    async def response_wav(self, measurement_id: UUID, device_id: UUID) -> bytes:
+        """The impulse response the analysis used for the microphone, as stored (a 32-bit
+        float WAV file); not found unless the analysis succeeded with it."""
+        analysis = await self.analysis(measurement_id)
+        mic = (analysis.result or {}).get("microphones", {}).get(str(device_id))
+        if mic is None or mic.get("response_blob_id") is None:
+            raise ServiceError(
+                ErrorCode.not_found,
+                f"measurement {measurement_id} has no impulse response of device {device_id}: "
+                + _why_no_response(analysis, device_id, mic),
+            )
+        blob_id = UUID(mic["response_blob_id"])
+        return await _storage(self._storage.read_blob(blob_id), "impulse response")
+
     async def _stored(self, recording: RecordingRead, index: int) -> bool:
         """Whether chunk ``index`` of the recording is stored."""
         chunks = await _storage(self._storage.blob_chunks(recording.blob_id), "recording")
@@ -396,6 +410,17 @@ class Measurements:
             logger.warning("the analysis of %s did not start", measurement_id, exc_info=True)
 
 
+def _why_no_response(analysis: AnalysisRead, device_id: UUID, mic: object) -> str:
+    if analysis.result is None:
+        return f"the analysis is {analysis.state.value}"
+    if mic is not None:
+        return "it was not stored"
+    reason = analysis.result.get("unusable", {}).get(str(device_id))
+    if reason is not None:
+        return f"its recording could not be analysed ({reason})"
+    return "not one of the measurement's microphones"
+
+
 def _format(recording: RecordingRead) -> RecordingFormat:
     return RecordingFormat.model_validate(recording.format)
 
@@ -417,6 +442,7 @@ def _started(row: MeasurementRead) -> MeasurementStarted:
         sweep=sweep,
         sweep_path=f"/v1/measurements/{row.id}/sweep.wav",
         start_at_ms=row.spec["start_at_ms"],
+        play_at_ms=MeasurementStarted.play_at(row.spec["start_at_ms"], sweep),
         recording_seconds=sweep.recording_seconds,
         microphones=[UUID(d) for d in row.spec["microphones"]],
         speakers=[UUID(d) for d in row.spec["speakers"]],

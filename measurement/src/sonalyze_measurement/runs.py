@@ -1,14 +1,15 @@
 """A measurement's analysis run: started once every microphone's recording is in (complete or
 invalid) or when asked, one per measurement, off the event loop in worker processes.
 
-The run analyses each usable recording in turn (``analysis.progress`` after each), then stores
-the result with the spatial average and tells the lobby (``analysis.result``); the result and
-its event commit together, and so does each progress report. A recording the analysis cannot
-use is listed under ``unusable`` with the reason and does not stop the others. Which process
-runs it is decided by moving the measurement to ``analyzing`` with the version read: the one
-whose move storage accepts runs it, any other answers with that run's analysis. The lobby's
-workflow follows: uploading and analyzing when the run starts, back to idle (and ready, if
-everyone still is) when it ends.
+The run analyses each usable recording in turn (``analysis.progress`` after each), storing the
+impulse response analysed as a WAV blob (complete before the result names it), then stores the
+result with the spatial average and tells the lobby (``analysis.result``, the summary); the
+result and its event commit together, and so does each progress report. A recording the
+analysis cannot use is listed under ``unusable`` with the reason and does not stop the others.
+Which process runs it is decided by moving the measurement to ``analyzing`` with the version
+read: the one whose move storage accepts runs it, any other answers with that run's analysis.
+The lobby's workflow follows: uploading and analyzing when the run starts, back to idle (and
+ready, if everyone still is) when it ends.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,7 +27,7 @@ from uuid import UUID
 from sonalyze.acoustics import spatial_average
 from sonalyze.domain import JobState, MeasurementState, RecordingState, WorkflowState
 from sonalyze.errors import ErrorCode, ServiceError
-from sonalyze.events import event
+from sonalyze.events import MeasurementResult, MicrophoneResult, SpatialAverage, event
 from sonalyze.lobby_client import LobbyClient
 from sonalyze.measurement_api import MeasurementKind
 from sonalyze.storage_api import (
@@ -37,7 +39,13 @@ from sonalyze.storage_api import (
     MeasurementUpdate,
     RecordingRead,
 )
-from sonalyze.storage_client import StorageClient, StorageConflict, StorageError
+from sonalyze.storage_client import (
+    StorageBadRequest,
+    StorageClient,
+    StorageConflict,
+    StorageError,
+    StorageTooLarge,
+)
 from sonalyze_measurement.analysis import BANDS, analyse_upload
 from sonalyze_measurement.measurement_metrics import MeasurementMetrics
 
@@ -46,6 +54,8 @@ _IN = (RecordingState.complete, RecordingState.invalid)
 _CLAIM_WAITS, _CLAIM_WAIT_S = 20, 0.05
 _CLOSE_GRACE_S = 30.0
 _FINISH_ATTEMPTS = 5
+_STORE_ATTEMPTS = 5  # for each impulse response, 0.5 s doubling between them
+_CHUNK_BYTES = 256 * 1024
 
 
 class AnalysisRuns:
@@ -57,8 +67,11 @@ class AnalysisRuns:
         lobbies: LobbyClient,
         executors: Callable[[], Executor],
         metrics: MeasurementMetrics,
+        *,
+        chunk_bytes: int = _CHUNK_BYTES,
     ) -> None:
         self._storage = storage
+        self._chunk_bytes = chunk_bytes
         self._lobbies = lobbies
         self._executors = executors
         self._executor = executors()
@@ -271,29 +284,32 @@ class AnalysisRuns:
 
     async def _analyse(
         self, measurement: MeasurementRead, analysis: AnalysisRead, recordings: list[RecordingRead]
-    ) -> dict[str, Any]:
-        unusable: dict[str, str] = {
-            str(r.device_id): str(r.error) for r in recordings if r.state == RecordingState.invalid
+    ) -> MeasurementResult:
+        unusable: dict[UUID, str] = {
+            r.device_id: str(r.error) for r in recordings if r.state == RecordingState.invalid
         }
         for r in recordings:
             if r.state == RecordingState.uploading:
-                unusable[str(r.device_id)] = "upload incomplete"
+                unusable[r.device_id] = "upload incomplete"
         begun = {str(r.device_id) for r in recordings}
         for device in measurement.spec.get("microphones", []):
             if device not in begun:
-                unusable[device] = "no recording arrived"
+                unusable[UUID(device)] = "no recording arrived"
         usable = [r for r in recordings if r.state == RecordingState.complete]
-        microphones: dict[str, dict[str, Any]] = {}
+        microphones: dict[UUID, MicrophoneResult] = {}
         for done, recording in enumerate(usable, 1):
-            device = str(recording.device_id)
+            device = recording.device_id
             data = await self._storage.read_blob(recording.blob_id)
             analysing = time.monotonic()
             try:
-                microphones[device] = await self._in_worker(
+                result, wav = await self._in_worker(
                     data, recording.format, measurement.spec["sweep"], _kind(measurement)
                 )
             except ValueError as error:  # this recording only (e.g. too short for a band)
                 unusable[device] = f"analysis: {error}"
+            else:
+                stored = await self._store_response(wav, device)
+                microphones[device] = result.model_copy(update={"response_blob_id": stored})
             self._metrics.recording_seconds.observe(time.monotonic() - analysing)
             analysis = await self._storage.update_analysis(
                 analysis.id,
@@ -304,16 +320,45 @@ class AnalysisRuns:
                     events=[_progress(analysis.id, measurement.id, done, len(usable))],
                 ),
             )
-        return {
-            "bands": list(BANDS),
-            "microphones": microphones,
-            "average": spatial_average(list(microphones.values()), len(BANDS)),
-            "unusable": unusable,
-        }
+        positions = [{"parameters": mic.parameters.model_dump()} for mic in microphones.values()]
+        return MeasurementResult(
+            bands=list(BANDS),
+            microphones=microphones,
+            average=SpatialAverage.model_validate(spatial_average(positions, len(BANDS))),
+            unusable=unusable,
+        )
+
+    async def _store_response(self, wav: bytes, device: UUID) -> UUID | None:
+        """The impulse response as an audio/wav blob, complete before the result names it.
+        Storage briefly unavailable is waited out (a chunk written again is stored once); one
+        it refuses (larger than its blobs may be) leaves the response unstored, not the
+        analysis."""
+        chunks = [wav[i : i + self._chunk_bytes] for i in range(0, len(wav), self._chunk_bytes)]
+        blob_id: UUID | None = None
+        attempt = 0
+        while True:
+            try:
+                if blob_id is None:
+                    blob_id = (await self._storage.create_blob("audio/wav")).id
+                for index, chunk in enumerate(chunks):
+                    final = index == len(chunks) - 1
+                    await self._storage.put_chunk(
+                        blob_id, index, chunk, zlib.crc32(chunk), final=final
+                    )
+                return blob_id
+            except (StorageTooLarge, StorageBadRequest) as refusal:
+                logger.warning("the impulse response of %s not stored: %s", device, refusal)
+                return None
+            except StorageError as failure:
+                attempt += 1
+                if attempt == _STORE_ATTEMPTS:
+                    raise
+                logger.warning("the impulse response of %s not stored yet: %s", device, failure)
+                await asyncio.sleep(0.5 * 2**attempt)
 
     async def _in_worker(
         self, data: bytes, declared: dict[str, Any], spec: dict[str, Any], kind: str = "room"
-    ) -> dict[str, Any]:
+    ) -> tuple[MicrophoneResult, bytes]:
         """:func:`analyse_upload` in a worker process; a pool whose worker died (out of
         memory, say) is replaced, and the recording tried once more in the new one."""
         loop = asyncio.get_running_loop()
@@ -333,7 +378,7 @@ class AnalysisRuns:
         self,
         measurement: MeasurementRead,
         analysis_id: UUID,
-        result: dict[str, Any] | None,
+        result: MeasurementResult | None,
         error: str | None,
     ) -> None:
         # The measurement first: once the result is out, no upload is taken any more.
@@ -344,7 +389,7 @@ class AnalysisRuns:
                 measurement.id, MeasurementUpdate(expected_version=current.version, state=final)
             )
         analysis = await self._storage.get_analysis(analysis_id)
-        summary = None if result is None else _summary(result)
+        summary = None if result is None else result.summary()
         news = event(
             "analysis.result",
             measurement_id=measurement.id,
@@ -357,7 +402,7 @@ class AnalysisRuns:
             update = JobUpdate(
                 expected_version=analysis.version,
                 state=state,
-                result=result,
+                result=None if result is None else result.model_dump(mode="json"),
                 error=error,
                 events=[news],
             )
@@ -377,12 +422,3 @@ def _progress(analysis_id: UUID, measurement_id: UUID, done: int, total: int) ->
         done=done,
         total=total,
     )
-
-
-def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    """The result without the frequency responses, for the lobby's event."""
-    microphones = {
-        device: {k: v for k, v in mic.items() if k != "frequency_response"}
-        for device, mic in result["microphones"].items()
-    }
-    return {**result, "microphones": microphones}

@@ -5,7 +5,8 @@
   harmonic-distortion products separated from it.
 - :mod:`~sonalyze.acoustics.onset`: where an impulse response starts (ISO 3382-1).
 - :mod:`~sonalyze.acoustics.filterbank`: octave and third-octave bands (IEC 61260-1).
-- :mod:`~sonalyze.acoustics.decay`: noise-compensated energy decay (Lundeby, Chu, Schroeder).
+- :mod:`~sonalyze.acoustics.decay`: noise-compensated energy decay (Lundeby, Chu, Schroeder),
+  and its curve in dB for a chart.
 - :mod:`~sonalyze.acoustics.parameters`: ISO 3382-1 parameters of one decay.
 - :mod:`~sonalyze.acoustics.analysis`: :func:`room_parameters`, an impulse response's parameters
   per band, and their :func:`spatial_average` over positions.
@@ -16,7 +17,7 @@ Install with the ``acoustics`` extra (``sonalyze[acoustics]``): numpy and scipy.
 """
 
 from sonalyze.acoustics.analysis import RoomParameters, room_parameters, spatial_average
-from sonalyze.acoustics.decay import DecayError, EnergyDecay, energy_decay
+from sonalyze.acoustics.decay import DecayError, EnergyDecay, decay_curve, energy_decay
 from sonalyze.acoustics.deconvolution import deconvolve, harmonic_delays, harmonic_responses
 from sonalyze.acoustics.filterbank import (
     OCTAVES,
@@ -42,6 +43,7 @@ __all__ = [
     "band_edges",
     "band_filter",
     "clipped",
+    "decay_curve",
     "deconvolve",
     "energy_decay",
     "exponential_sweep",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -81,6 +81,9 @@ class RoomParameters(Mapping[str, "Signal | float"]):
         For each parameter, one entry per band (one for ``DRR``): why the value is NaN, or None.
     drr, psnr : float
         Direct-to-reverberant and peak-to-noise ratio of the broadband response in dB.
+    decays : tuple of EnergyDecay or None
+        Each band's noise-compensated decay from the onset, the one its parameters come from
+        (None where there is none: ``reasons`` says why); :func:`decay_curve` charts it.
     """
 
     bands: tuple[float, ...] | None
@@ -90,6 +93,7 @@ class RoomParameters(Mapping[str, "Signal | float"]):
     reasons: dict[str, tuple[str | None, ...]]
     drr: float
     psnr: float
+    decays: tuple[EnergyDecay | None, ...] = field(default=(), repr=False, compare=False)
 
     def __getitem__(self, key: str) -> Signal | float:
         if key == "DRR":
@@ -230,7 +234,7 @@ def room_parameters(
     RoomParameters
         A mapping from ``EDT``, ``T20``, ``T30``, ``C50``, ``C80``, ``D50``, ``Ts`` and ``INR``
         to one value per band, and ``DRR`` and ``PSNR`` to broadband values; with the decay
-        fits' correlation and the reason for each NaN.
+        fits' correlation, the reason for each NaN, and each band's decay.
 
     Raises
     ------
@@ -270,12 +274,13 @@ def room_parameters(
             )
     broadband = _decay(response[start:], fs, _lundeby_window(None))
     rows = [response] if bands is None else list(filter_bands(response, fs, bands, fraction))
-    results = [
-        _analyse_band(
-            broadband if nominal is None else _decay(row[start:], fs, window),
-            _band_name(nominal),
-        )
+    decays = [
+        broadband if nominal is None else _decay(row[start:], fs, window)
         for nominal, row, window in zip(nominals, rows, windows, strict=True)
+    ]
+    results = [
+        _analyse_band(decay, _band_name(nominal))
+        for nominal, decay in zip(nominals, decays, strict=True)
     ]
     keys = (*BAND_PARAMETERS, "INR")
     values = {key: np.array([result[0][key] for result in results]) for key in keys}
@@ -297,4 +302,5 @@ def room_parameters(
         reasons=reasons,
         drr=drr,
         psnr=psnr,
+        decays=tuple(None if isinstance(d, DecayError) else d for d in decays),
     )

@@ -31,6 +31,8 @@ References
    Performance spaces", 5.3.3 and Annex A.
 .. [6] ISO 18233:2006, "Acoustics - Application of new measurement methods in building and room
    acoustics", 6.3.
+
+:func:`decay_curve` samples such a decay in dB, for a chart.
 """
 
 from __future__ import annotations
@@ -318,3 +320,54 @@ def energy_decay(ir: ArrayLike, fs: int, window: float = BROADBAND_WINDOW) -> En
         noise=late.noise,
         inr=inr,
     )
+
+
+def decay_curve(decay: EnergyDecay, step: float) -> Signal:
+    """The decay curve in dB, one point every ``step`` seconds from the onset: a chart of the
+    noise-compensated Schroeder integral [1]_ [5]_.
+
+    The level at time ``t`` is ``10 log10(E(t) / E(0))``, ``E`` being the energy remaining
+    (:attr:`EnergyDecay.edc`, the late decay's energy included), at ``t = 0, step, 2 step, ...``
+    while ``t`` lies before the crossing point, where the measured decay meets the noise (or,
+    without a noise floor, before the record's end): beyond it the curve would be the late
+    decay's extrapolation, not the measurement. ``E`` is an integral, smooth and falling, so the
+    points are its values at the nearest samples; nothing is averaged. An exponential decay of
+    reverberation time ``T`` gives the straight line ``-60 t / T`` dB.
+
+    Parameters
+    ----------
+    decay : EnergyDecay
+        A band's (or the broadband) decay, as :func:`energy_decay` gives it, or as
+        :func:`~sonalyze.acoustics.room_parameters` keeps it (``RoomParameters.decays``).
+    step : float
+        Time between the points in s (positive, finite); it need not be a whole number of
+        samples.
+
+    Returns
+    -------
+    Signal
+        Levels in dB re the energy at the onset (0.0 first), one per point; NaN where Chu's
+        noise subtraction leaves no positive energy (near the crossing point of a noisy decay).
+
+    Raises
+    ------
+    ValueError
+        For a step that is not a positive finite number.
+
+    Examples
+    --------
+    >>> t = np.arange(48_000) / 48_000
+    >>> signs = np.random.default_rng(0).choice([-1.0, 1.0], t.size)
+    >>> curve = decay_curve(energy_decay(signs * 10 ** (-3 * t / 0.5), 48_000), 0.1)
+    >>> np.round(curve[:4], 1)  # T = 0.5 s: -12 dB every 0.1 s
+    array([  0., -12., -24., -36.])
+    """
+    if not (isinstance(step, int | float) and math.isfinite(step) and step > 0):
+        raise ValueError(f"step must be a positive number of seconds, not {step!r}")
+    edc = decay.edc
+    indices = np.rint(np.arange(0.0, edc.size / decay.fs, step) * decay.fs).astype(np.intp)
+    indices = indices[indices < edc.size]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        levels: Signal = 10 * np.log10(edc[indices] / edc[0])
+    levels[~np.isfinite(levels)] = np.nan
+    return levels
