@@ -20,6 +20,8 @@ function load() {
   return loading;
 }
 
+// On a frequency axis, only these ticks get a label (uPlot puts one at every 1-9 x 10^n).
+const LOG_LABELS = new Set([20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000]);
 const COLOURS = ["#0b7285", "#e8590c", "#5f3dc4", "#2b8a3e", "#c2255c", "#1864ab", "#8d6e00", "#495057"];
 
 export function colour(i) {
@@ -49,7 +51,7 @@ export async function chart(container, { title, x, series, xLabel, yLabel, log =
         label: xLabel,
         values: bands
           ? (_, ticks) => ticks.map((t) => (bands[t] === undefined ? "" : bandLabel(bands[t])))
-          : log ? (_, ticks) => ticks.map((t) => bandLabel(t)) : undefined,
+          : log ? (_, ticks) => ticks.map((t) => (LOG_LABELS.has(Math.round(t)) ? bandLabel(Math.round(t)) : "")) : undefined,
         splits: bands ? () => bands.map((_, i) => i) : undefined,
       },
       { label: yLabel },

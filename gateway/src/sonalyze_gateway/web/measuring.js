@@ -30,7 +30,7 @@ export class Measuring {
     const me = app.state.me;
     const speaker = started.speakers.includes(me);
     const microphone = started.microphones.includes(me);
-    const playAt = started.play_at_ms ?? started.start_at_ms + started.sweep.lead_in * 1000;
+    const playAt = started.play_at_ms;
     if (app.connection.serverNow() > started.start_at_ms + started.recording_seconds * 1000) {
       return; // heard after a reconnect, too late to take part: nothing to play or record
     }

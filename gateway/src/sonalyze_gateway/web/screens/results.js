@@ -127,23 +127,31 @@ async function drawCharts(app, node, measurementId, result) {
   const first = full.microphones[devices[0]];
   if (first?.decay_curves) {
     const curves = first.decay_curves;
-    const length = Math.max(...curves.levels_db.map((l) => l.length));
+    const length = Math.max(0, ...curves.levels_db.map((l) => l.length));
     await chart(node.querySelector(".chart-decay"), {
       title: `Decay curves per band (${phoneName(devices[0], app.state.me)})`,
       x: Array.from({ length }, (_, i) => i * curves.step_s),
       xLabel: "time (s)",
       yLabel: "level (dB)",
-      series: bands.map((hz, i) => ({ label: `${bandLabel(hz)} Hz`, values: curves.levels_db[i] })),
+      // Each band ends where its decay meets the noise: the rest of its line is a gap.
+      series: bands.map((hz, i) => ({
+        label: `${bandLabel(hz)} Hz`,
+        values: Array.from({ length }, (_, k) => curves.levels_db[i][k] ?? null),
+      })),
     });
   }
   if (first?.frequency_response) {
+    // Up to the sweep's top: above it the response is only the noise.
+    const top = app.state.measurements.get(measurementId)?.started?.sweep?.f2 ?? Infinity;
+    const keep = first.frequency_response.frequencies.map((f) => f <= top);
+    const cut = (values) => values.filter((_, i) => keep[i]);
     await chart(node.querySelector(".chart-fr"), {
       title: "Frequency response (1/3 octave)",
-      x: first.frequency_response.frequencies,
+      x: cut(first.frequency_response.frequencies),
       log: true,
       xLabel: "frequency (Hz)",
       yLabel: "level (dB)",
-      series: devices.map((device, i) => ({ label: phoneName(device, app.state.me), values: full.microphones[device].frequency_response.level_db, colour: colour(i) })),
+      series: devices.map((device, i) => ({ label: phoneName(device, app.state.me), values: cut(full.microphones[device].frequency_response.level_db), colour: colour(i) })),
     });
   }
 }

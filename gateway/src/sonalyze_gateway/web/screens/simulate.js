@@ -137,7 +137,8 @@ export function update(app, node) {
     if (node.dataset.drawn === job.id) return;
     node.dataset.drawn = job.id;
     const s = job.summary;
-    replace(status, h("p", {}, `Done: ${formatNumber(s.volume, 1)} m³, ${s.method?.image_source_order ?? "?"} reflections deep.`));
+    const rays = s.method?.ray_tracing ? ", then ray tracing" : "";
+    replace(status, h("p", {}, `Done: a ${formatNumber(s.volume, 1)} m³ room, image sources to order ${s.method?.image_source_order ?? "?"}${rays}.`));
     drawComparison(app, node, s).catch((error) => app.say(error.message));
   } else if (job.state === "failed" || job.state === "cancelled") {
     replace(status, h("p", { class: "notice" }, `The simulation ${job.state}: ${job.error || ""}`));
