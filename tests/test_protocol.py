@@ -86,3 +86,23 @@ def test_close_codes_split_into_reconnect_and_do_not_reconnect() -> None:
     }
     assert all(4000 <= c < 4200 for c in protocol.CloseCode)
     assert not protocol.should_reconnect(1000)
+
+
+def test_a_measurement_from_a_service_before_play_at_ms_gets_it_derived() -> None:
+    """During a rolling upgrade an older measurement service sends no play_at_ms."""
+    from sonalyze.measurement_api import MeasurementStarted
+    from sonalyze_measurement.sweeps import DEFAULT_SWEEP
+
+    older = {
+        "measurement_id": str(uuid4()),
+        "lobby_id": str(uuid4()),
+        "sweep": DEFAULT_SWEEP.model_dump(),
+        "sweep_path": "/v1/measurements/x/sweep.wav",
+        "start_at_ms": 1_000,
+        "recording_seconds": 14.0,
+        "microphones": [],
+        "speakers": [],
+    }
+    assert MeasurementStarted.model_validate(older).play_at_ms == 1_000 + 1_000
+    with pytest.raises(ValueError, match="play_at_ms must be start_at_ms plus"):
+        MeasurementStarted.model_validate({**older, "play_at_ms": 5})

@@ -52,8 +52,10 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
+    """Playwright's sync driver, for one module: it runs an event loop on this thread while
+    it is open, and the other tests' ``asyncio.run`` must find none."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:

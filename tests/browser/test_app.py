@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import phones, screenshot
-from tests.browser.test_measure_a_room import LEAD_IN_S, SWEEP_S, capture_file, me, phone_name
+from tests.browser.test_measure_a_room import capture_file, host_prepares, me, phone_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack]
 INTERACTIVE = {"button", "link", "textbox", "combobox", "checkbox", "spinbutton", "radio", "tab"}
@@ -81,13 +81,7 @@ def test_a_reloaded_microphone_resumes_its_upload_and_resends_a_refused_chunk(
         mic.goto(join_link)
         mic.get_by_role("button", name="Join").click()
         mic.get_by_text("Wait for the host to give you a role.").wait_for()
-        host.get_by_label(f"Role of {phone_name(me(host))} (you)").select_option("speaker")
-        host.get_by_label(f"Role of {phone_name(me(mic))}").select_option("microphone")
-        host.get_by_role("button", name="Enable sound and get ready").click()
-        host.get_by_text("Sweep settings").click()
-        host.get_by_label("Sweep length (s)").fill(str(SWEEP_S))
-        host.get_by_label("Silence before the sweep (s)").fill(str(LEAD_IN_S))
-        host.get_by_label("Silence before the sweep (s)").blur()
+        host_prepares(host, [mic])
         mic.get_by_role("button", name="Allow microphone and get ready").click()
         mic.get_by_role("button", name="Not ready").wait_for()
         host.wait_for_function("!document.querySelector('.lobby button.primary.big')?.disabled")

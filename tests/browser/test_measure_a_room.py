@@ -60,6 +60,19 @@ def phone_name(device: str) -> str:
     return f"Phone {device[:4].upper()}"
 
 
+def host_prepares(host: Any, microphones: list[Any]) -> None:
+    """The host, by taps: itself the speaker, the others microphones, sound enabled, and the
+    sweep's length and lead-in set."""
+    host.get_by_label(f"Role of {phone_name(me(host))} (you)").select_option("speaker")
+    for mic in microphones:
+        host.get_by_label(f"Role of {phone_name(me(mic))}").select_option("microphone")
+    host.get_by_role("button", name="Enable sound and get ready").click()
+    host.get_by_text("Sweep settings").click()
+    host.get_by_label("Sweep length (s)").fill(str(SWEEP_S))
+    host.get_by_label("Silence before the sweep (s)").fill(str(LEAD_IN_S))
+    host.get_by_label("Silence before the sweep (s)").blur()
+
+
 def test_three_phones_measure_two_rooms(
     app_url: str, chromium: str, playwright: Any, tmp_path: Path
 ) -> None:
@@ -88,15 +101,7 @@ def test_three_phones_measure_two_rooms(
             mic.get_by_text("Wait for the host to give you a role.").wait_for()
         screenshot(mics["small"], "02-join-waiting")
 
-        host_id = me(host)
-        host.get_by_label(f"Role of {phone_name(host_id)} (you)").select_option("speaker")
-        for mic in mics.values():
-            host.get_by_label(f"Role of {phone_name(me(mic))}").select_option("microphone")
-        host.get_by_role("button", name="Enable sound and get ready").click()
-        host.get_by_text("Sweep settings").click()
-        host.get_by_label("Sweep length (s)").fill(str(SWEEP_S))
-        host.get_by_label("Silence before the sweep (s)").fill(str(LEAD_IN_S))
-        host.get_by_label("Silence before the sweep (s)").blur()
+        host_prepares(host, list(mics.values()))
 
         opened = {}
         for name, mic in mics.items():

@@ -8,6 +8,7 @@ gateway forwards the payloads unchanged. A measurement's analysis result is type
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Self
 from uuid import UUID
@@ -243,8 +244,16 @@ class _Analysis(_Result):
     unusable: dict[UUID, str] = Field(
         description="Microphones whose recording could not be analysed, with the reason."
     )
+    microphones: Mapping[UUID, MicrophoneSummary] = Field(
+        description="Per microphone (device id) whose recording was analysed."
+    )
 
-    def _check_bands(self, microphones: dict[UUID, MicrophoneSummary]) -> None:
+    @model_validator(mode="after")
+    def _per_band(self) -> Self:
+        self._check_bands(self.microphones)
+        return self
+
+    def _check_bands(self, microphones: Mapping[UUID, MicrophoneSummary]) -> None:
         """Refuse a per-band list without one entry per band."""
         n = len(self.bands)
         tables: dict[str, list[list[Any]]] = {
@@ -271,11 +280,6 @@ class MeasurementSummary(_Analysis):
         description="Per microphone (device id) whose recording was analysed."
     )
 
-    @model_validator(mode="after")
-    def _per_band(self) -> Self:
-        self._check_bands(dict(self.microphones))
-        return self
-
 
 class MeasurementResult(_Analysis):
     """A measurement's analysis as stored: the summary (MeasurementSummary) with each
@@ -284,11 +288,6 @@ class MeasurementResult(_Analysis):
     microphones: dict[UUID, MicrophoneResult] = Field(
         description="Per microphone (device id) whose recording was analysed."
     )
-
-    @model_validator(mode="after")
-    def _per_band(self) -> Self:
-        self._check_bands(dict(self.microphones))
-        return self
 
     def summary(self) -> MeasurementSummary:
         """The result without the frequency responses and decay curves, for the lobby."""

@@ -149,6 +149,19 @@ class MeasurementStarted(_Model):
         """When the sweep starts playing, for a recording that starts at ``start_at_ms``."""
         return start_at_ms + round(sweep.lead_in * 1000)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_an_older_service(cls, data: Any) -> Any:
+        """A measurement service from before ``play_at_ms`` (met during a rolling upgrade)
+        sends none: it is derived, as that service would have."""
+        if not isinstance(data, dict) or "play_at_ms" in data:
+            return data
+        try:
+            sweep = SweepSpec.model_validate(data["sweep"])
+            return {**data, "play_at_ms": cls.play_at(int(data["start_at_ms"]), sweep)}
+        except (KeyError, TypeError, ValueError):
+            return data  # the fields' own validation says what is wrong
+
     @model_validator(mode="after")
     def _plays_after_the_lead_in(self) -> Self:
         if self.play_at_ms != self.play_at(self.start_at_ms, self.sweep):

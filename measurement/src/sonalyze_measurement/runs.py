@@ -40,11 +40,10 @@ from sonalyze.storage_api import (
     RecordingRead,
 )
 from sonalyze.storage_client import (
-    StorageBadRequest,
     StorageClient,
     StorageConflict,
     StorageError,
-    StorageTooLarge,
+    StorageUnavailable,
 )
 from sonalyze_measurement.analysis import BANDS, analyse_upload
 from sonalyze_measurement.measurement_metrics import MeasurementMetrics
@@ -330,9 +329,9 @@ class AnalysisRuns:
 
     async def _store_response(self, wav: bytes, device: UUID) -> UUID | None:
         """The impulse response as an audio/wav blob, complete before the result names it.
-        Storage briefly unavailable is waited out (a chunk written again is stored once); one
-        it refuses (larger than its blobs may be) leaves the response unstored, not the
-        analysis."""
+        Storage briefly unavailable is waited out (a chunk written again is stored once); a
+        refusal (larger than its blobs may be), or storage unavailable for longer, leaves the
+        response unstored, not the analysis."""
         chunks = [wav[i : i + self._chunk_bytes] for i in range(0, len(wav), self._chunk_bytes)]
         blob_id: UUID | None = None
         attempt = 0
@@ -346,15 +345,14 @@ class AnalysisRuns:
                         blob_id, index, chunk, zlib.crc32(chunk), final=final
                     )
                 return blob_id
-            except (StorageTooLarge, StorageBadRequest) as refusal:
-                logger.warning("the impulse response of %s not stored: %s", device, refusal)
-                return None
             except StorageError as failure:
                 attempt += 1
-                if attempt == _STORE_ATTEMPTS:
-                    raise
+                if attempt == _STORE_ATTEMPTS or not isinstance(failure, StorageUnavailable):
+                    # The parameters matter more than the download: keep them without it.
+                    logger.warning("the impulse response of %s not stored: %s", device, failure)
+                    return None
                 logger.warning("the impulse response of %s not stored yet: %s", device, failure)
-                await asyncio.sleep(0.5 * 2**attempt)
+                await asyncio.sleep(0.5 * 2 ** (attempt - 1))
 
     async def _in_worker(
         self, data: bytes, declared: dict[str, Any], spec: dict[str, Any], kind: str = "room"

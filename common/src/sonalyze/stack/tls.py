@@ -116,10 +116,13 @@ def self_signed(
     directory: Path, addresses: list[str], hostname: str, now: dt.datetime | None = None
 ) -> tuple[TlsFiles, bool]:
     """The self-signed certificate in ``directory`` (``cert.pem``, ``key.pem``), made if it is
-    missing, unreadable, expired or about to, or does not name every one of ``addresses``,
-    ``hostname``, ``localhost`` and 127.0.0.1; returns it and whether it was made now."""
+    missing, unreadable, expired or about to, or does not name the address shown (the first of
+    ``addresses``), ``hostname``, ``localhost`` and 127.0.0.1; a new one names every one of
+    ``addresses``. Another interface coming up (a container bridge) keeps the certificate, so
+    phones are not asked to accept a new one for it. Returns it and whether it was made now."""
     now = now or dt.datetime.now(dt.UTC)
     names = wanted_names(addresses, hostname)
+    needed = wanted_names(addresses[:1], hostname)
     cert_file, key_file = directory / "cert.pem", directory / "key.pem"
     try:
         kept = load(cert_file, key_file)
@@ -129,7 +132,7 @@ def self_signed(
         kept is not None
         and kept.certificate.not_valid_before_utc <= now
         and now + RENEW_BEFORE < kept.certificate.not_valid_after_utc
-        and names <= kept.names()
+        and needed <= kept.names()
     ):
         return kept, False
     _make(cert_file, key_file, names, hostname or "localhost", now)
