@@ -328,6 +328,20 @@ def test_whole_numbers_stay_whole() -> None:
     assert env["SONALYZE_MAX_BLOB_BYTES"] == "536870912"
 
 
+def test_the_gateway_knows_the_names_the_ingress_serves_the_app_under() -> None:
+    def app_hosts(values: dict[str, Any]) -> list[str]:
+        gateway = named(render(values), "Deployment", "sonalyze-gateway")
+        env = gateway["spec"]["template"]["spec"]["containers"][0]["env"]
+        (value,) = [e["value"] for e in env if e["name"] == "SONALYZE_APP_HOSTS"]
+        return list(json.loads(value))
+
+    assert app_hosts({}) == []
+    assert app_hosts(VALUE_SETS["tls on"]) == ["sonalyze.example.org"]
+    tls = [{"hosts": ["*.example.org", "sonalyze.example.org"], "secretName": "s"}]
+    values = {"ingress": {"host": "sonalyze.example.org", "tls": tls}}
+    assert app_hosts(values) == ["sonalyze.example.org", "*.example.org"]
+
+
 def test_a_services_env_overrides_a_setting_once() -> None:
     objects = render({"services": {"gateway": {"env": {"SONALYZE_LOG_LEVEL": "debug"}}}})
     gateway = named(objects, "Deployment", "sonalyze-gateway")

@@ -72,6 +72,41 @@ def test_a_page_from_the_gateways_own_origin_connects_and_other_sites_read_4104(
         assert "may not connect here" in reason, case
 
 
+def test_a_page_under_a_name_the_gateway_does_not_know_is_refused(
+    gateway_settings: GatewaySettings,
+) -> None:
+    """DNS rebinding: a site whose name was made to point at the gateway sends Origin and
+    Host alike; only names the gateway serves its app under count as its own."""
+    known = gateway_settings.model_copy(
+        update={"allowed_origins": [], "app_hosts": ["*.home.test"]}
+    )
+
+    async def scenario(url: str) -> dict[str, object]:
+        port = int(url.split(":")[2].split("/")[0])
+
+        async def page_at(name: str) -> object:
+            # Host: name:port, while the connection goes to 127.0.0.1.
+            return await outcome(
+                f"ws://{name}:{port}/v1/ws",
+                host="127.0.0.1",
+                port=port,
+                origin=f"http://{name}:{port}",
+            )
+
+        return {
+            "rebound": await page_at("attacker.test"),
+            "listed": await page_at("studio.home.test"),
+            "localhost": await page_at("localhost"),
+        }
+
+    with gateway_serving(known) as url:
+        seen = asyncio.run(scenario(url))
+    assert seen["listed"] == seen["localhost"] == "open"
+    code, reason = seen["rebound"]  # type: ignore[misc]
+    assert code == CloseCode.forbidden_origin
+    assert "attacker.test" in reason
+
+
 def test_a_listed_origin_connects_and_a_full_gateway_says_so(
     gateway_settings: GatewaySettings,
 ) -> None:

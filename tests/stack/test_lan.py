@@ -25,7 +25,7 @@ from websockets.typing import Origin, Subprotocol
 
 from sonalyze.protocol import SUBPROTOCOL
 from sonalyze.stack import tls
-from sonalyze.stack.lan import lan_addresses, qr_lines
+from sonalyze.stack.lan import PublicGateway, lan_addresses, qr_lines
 from sonalyze_gateway.settings import GatewaySettings
 from tests.conftest import free_port, libpq
 from tests.stack.test_up import SERVICES, Stack, sonalyze_up
@@ -339,3 +339,9 @@ def test_the_gateway_takes_both_tls_files_or_neither(tmp_path: Path) -> None:
         GatewaySettings(tls_cert_file=made.cert_file)
     with pytest.raises(ValidationError, match="set both SONALYZE_TLS_CERT_FILE and"):
         GatewaySettings(tls_key_file=made.key_file)
+
+
+def test_the_gateway_knows_the_names_its_certificate_serves(tmp_path: Path) -> None:
+    files, _ = tls.self_signed(tmp_path, ["192.0.2.10"], "bench", NOW)
+    env = PublicGateway("0.0.0.0", "192.0.2.10", 8443, files).env()
+    assert json.loads(env["SONALYZE_APP_HOSTS"]) == ["bench", "localhost"]

@@ -129,6 +129,11 @@ SONALYZE_STORAGE_URL: {{ include "sonalyze.url" (dict "root" $root "component" "
 SONALYZE_{{ upper $peer }}_URL: {{ include "sonalyze.url" (dict "root" $root "component" $peer) | quote }}
 {{- end }}
 SONALYZE_ALLOWED_ORIGINS: {{ $root.Values.gateway.allowedOrigins | toJson | quote }}
+{{- /* The names the Ingress serves the app under: its pages are the gateway's own. */}}
+{{- $hosts := list }}
+{{- with $root.Values.ingress.host }}{{ $hosts = append $hosts . }}{{ end }}
+{{- range $root.Values.ingress.tls }}{{ range .hosts }}{{ $hosts = append $hosts . }}{{ end }}{{ end }}
+SONALYZE_APP_HOSTS: {{ $hosts | uniq | toJson | quote }}
 {{- else if eq .service "lobby" }}
 SONALYZE_MEASUREMENT_URL: {{ include "sonalyze.url" (dict "root" $root "component" "measurement") | quote }}
 {{- else if eq .service "measurement" }}

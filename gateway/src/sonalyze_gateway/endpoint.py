@@ -9,12 +9,14 @@ same way). A browser that offered other subprotocols fails the connection itself
 answer names none, so only a client that offered none reads 4105.
 
 Origins: a page from the gateway's own origin (the scheme and host the request came to, so the
-app the gateway serves) may always connect; requests without Origin (native apps, tools) too;
-other pages only if ``SONALYZE_ALLOWED_ORIGINS`` lists them.
+app the gateway serves) may always connect, when that host is an IP address, localhost or one
+of ``SONALYZE_APP_HOSTS``; requests without Origin (native apps, tools) too; other pages only
+if ``SONALYZE_ALLOWED_ORIGINS`` lists them.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from fastapi import WebSocket
@@ -40,17 +42,36 @@ def _origin_key(scheme: str, netloc: str) -> tuple[str, str, int] | None:
     return (scheme, (parts.hostname or "").lower(), port)
 
 
-def own_origin(websocket: WebSocket) -> tuple[str, str, int] | None:
+def known_host(host: str, app_hosts: list[str]) -> bool:
+    """Whether ``host`` names this gateway: an IP address, localhost, or one of
+    ``app_hosts`` (``*.example.org``: any of its subdomains)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    for name in (h.strip().lower() for h in app_hosts):
+        if host == name or (name.startswith("*.") and host.endswith(name[1:])):
+            return True
+    return False
+
+
+def own_origin(websocket: WebSocket, app_hosts: list[str]) -> tuple[str, str, int] | None:
     """The origin this request came to: the Host header, and the scheme the client used
     (``X-Forwarded-Proto`` from a TLS-terminating front door, else the connection's own). A
     page cannot set either header on a WebSocket request, so a cross-site page cannot pass
-    for this origin."""
+    for this origin; a host name the gateway does not know gives none (DNS rebinding)."""
     host = websocket.headers.get("host")
     if not host:
         return None
     forwarded = websocket.headers.get("x-forwarded-proto", "").split(",")[0].strip()
     scheme = forwarded or ("https" if websocket.url.scheme == "wss" else "http")
-    return _origin_key(scheme, host)
+    key = _origin_key(scheme, host)
+    if key is None or not known_host(key[1], app_hosts):
+        return None
+    return key
 
 
 def origin_allowed(
@@ -80,7 +101,8 @@ def admission(gateway: Gateway, websocket: WebSocket) -> tuple[str, CloseCode, s
     if len(gateway.sessions) >= gateway.settings.max_connections:
         return "capacity", CloseCode.over_capacity, "the gateway is full; retry with backoff"
     origin = websocket.headers.get("origin")
-    if not origin_allowed(origin, gateway.settings.allowed_origins, own_origin(websocket)):
+    own = own_origin(websocket, gateway.settings.app_hosts)
+    if not origin_allowed(origin, gateway.settings.allowed_origins, own):
         return (
             "origin",
             CloseCode.forbidden_origin,

@@ -39,6 +39,16 @@ class GatewaySettings(StorageClientSettings):
             "always sends one. '*' allows every origin."
         ),
     )
+    app_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host names (JSON list; '*.example.org' for its subdomains) under which the "
+            "gateway serves its app: a page there is of the gateway's own origin and may "
+            "connect. IP addresses and localhost always are; a page served under any other "
+            "name is refused unless SONALYZE_ALLOWED_ORIGINS lists it, so that a site whose "
+            "name was made to point at this gateway (DNS rebinding) cannot pass for it."
+        ),
+    )
     hello_timeout_s: float = Field(5.0, gt=0, description="Time a client has to send hello.")
     heartbeat_s: float = Field(
         15.0, gt=0, description="How often clients are asked to send an application ping."

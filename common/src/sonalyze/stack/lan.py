@@ -10,6 +10,7 @@ import datetime as dt
 import fcntl
 import io
 import ipaddress
+import json
 import socket
 import struct
 import sys
@@ -96,6 +97,10 @@ class PublicGateway:
         if self.tls is not None:
             env["SONALYZE_TLS_CERT_FILE"] = str(self.tls.cert_file)
             env["SONALYZE_TLS_KEY_FILE"] = str(self.tls.key_file)
+            # The names phones may open the app under: the certificate's (IP addresses are
+            # always the gateway's own).
+            names = sorted(n for n in self.tls.names() if not _is_address(n))
+            env["SONALYZE_APP_HOSTS"] = json.dumps(names)
         return env
 
     def announce(self, console: Console) -> None:
@@ -158,3 +163,11 @@ def _warn_about(tls: TlsFiles, address: str, console: Console) -> None:
         console.line("warning: the certificate is not valid now (expired or not yet valid)")
     if address not in tls.names():
         console.line(f"warning: the certificate does not name {address}; browsers will warn")
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
