@@ -34,10 +34,7 @@ REFUSALS: dict[int | str, dict[str, object]] = {
 )
 async def sweep_wav(measurement_id: UUID, request: Request) -> Response:
     """The measurement's sweep as a 24-bit WAV file."""
-    gateway: Gateway = request.app.state.gateway
-    device_id = _device(request, gateway)
-    measurement = await gateway.measurements.get(measurement_id)
-    await _member(gateway, device_id, measurement.lobby_id)
+    gateway = await _measurement_member(request, measurement_id)
     wav = await gateway.measurements.sweep_wav(measurement_id)
     return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
 
@@ -53,10 +50,7 @@ async def measured_response_wav(
 ) -> Response:
     """The impulse response the analysis used for the microphone ``device_id`` (its
     ``response_blob_id`` in the result) as a 32-bit float WAV file."""
-    gateway: Gateway = request.app.state.gateway
-    member = _device(request, gateway)
-    measurement = await gateway.measurements.get(measurement_id)
-    await _member(gateway, member, measurement.lobby_id)
+    gateway = await _measurement_member(request, measurement_id)
     wav = await gateway.measurements.response_wav(measurement_id, device_id)
     return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
 
@@ -80,6 +74,15 @@ async def simulated_response_wav(
     await _member(gateway, device_id, job.lobby_id)
     wav = await gateway.simulations.response_wav(job_id, index)
     return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
+
+
+async def _measurement_member(request: Request, measurement_id: UUID) -> Gateway:
+    """The gateway, once the request's device is known to be in the measurement's lobby."""
+    gateway: Gateway = request.app.state.gateway
+    device_id = _device(request, gateway)
+    measurement = await gateway.measurements.get(measurement_id)
+    await _member(gateway, device_id, measurement.lobby_id)
+    return gateway
 
 
 def _device(request: Request, gateway: Gateway) -> UUID:

@@ -20,7 +20,7 @@ from pathlib import Path
 import segno
 
 from sonalyze.stack.processes import Console
-from sonalyze.stack.tls import TlsFiles, load, self_signed, tls_dir, wanted_names
+from sonalyze.stack.tls import TlsFiles, is_ip, load, self_signed, tls_dir, wanted_names
 
 LOOPBACK = "127.0.0.1"
 # Linux ioctls (linux/sockios.h, linux/if.h): an interface's flags and its IPv4 address.
@@ -99,7 +99,7 @@ class PublicGateway:
             env["SONALYZE_TLS_KEY_FILE"] = str(self.tls.key_file)
             # The names phones may open the app under: the certificate's (IP addresses are
             # always the gateway's own).
-            names = sorted(n for n in self.tls.names() if not _is_address(n))
+            names = sorted(n for n in self.tls.names() if not is_ip(n))
             env["SONALYZE_APP_HOSTS"] = json.dumps(names)
         return env
 
@@ -163,11 +163,3 @@ def _warn_about(tls: TlsFiles, address: str, console: Console) -> None:
         console.line("warning: the certificate is not valid now (expired or not yet valid)")
     if address not in tls.names():
         console.line(f"warning: the certificate does not name {address}; browsers will warn")
-
-
-def _is_address(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True

@@ -145,8 +145,8 @@ def _make(
     """Write a new ECDSA P-256 key (mode 0600) and a certificate naming ``names``."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Sonalyze on {hostname}"[:64])])
-    ips = sorted(n for n in names if _is_ip(n))
-    dns = sorted(n for n in names if not _is_ip(n))
+    ips = sorted(n for n in names if is_ip(n))
+    dns = sorted(n for n in names if not is_ip(n))
     alt_names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(n)) for n in ips]
     alt_names += [x509.DNSName(n) for n in dns]
     start = now - BACKDATE
@@ -184,7 +184,8 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     os.replace(temporary, path)
 
 
-def _is_ip(name: str) -> bool:
+def is_ip(name: str) -> bool:
+    """Whether a certificate's name is an IP address (else a DNS name)."""
     try:
         ipaddress.ip_address(name)
     except ValueError:
