@@ -85,3 +85,37 @@ def test_the_decay_after_the_crossing_point_continues_exponentially() -> None:
 def test_no_usable_decay_raises_decay_error_with_the_reason(ir: np.ndarray, message: str) -> None:
     with pytest.raises(DecayError, match=message):
         energy_decay(ir, FS)
+
+
+@pytest.mark.parametrize("t60", [0.2, 0.5, 2.0])
+@pytest.mark.parametrize("noise_db", [40, 60, 80])
+def test_a_decay_into_its_noise_is_never_taken_for_a_record_ending_at_a_cliff(
+    t60: float, noise_db: float
+) -> None:
+    """A record cut at a cliff is analysed without a noise floor; a decay that meets its noise,
+    in any band, however fast, and after a direct sound 30 dB above the reverberation (a phone
+    recording itself), keeps its noise, measured."""
+    bands = OCTAVES[2:9]
+    seconds = 1.5 * t60 * noise_db / 60 + 0.3
+    clean = decay(t60, seconds, noise_db=None, seed=int(10 * t60) + noise_db)
+    clean[0] = math.sqrt(1000 * np.sum(clean**2))  # the direct sound
+    noise = np.random.default_rng(noise_db).standard_normal(clean.size) * 10 ** (-noise_db / 20)
+    rows = filter_bands(clean + noise, FS, bands, zero_phase=True)
+    for band, row, alone in zip(bands, rows, filter_bands(noise, FS, bands), strict=True):
+        result = energy_decay(row, FS, lundeby_window(band))
+        assert result.noise == pytest.approx(np.mean(alone**2), rel=0.5), band
+        assert result.edc.size < row.size  # up to the crossing point, not a cut
+
+
+def test_the_energy_before_the_onset_counts_at_the_onset() -> None:
+    ir = decay(0.5, 1.0, noise_db=None)
+    plain = energy_decay(ir, FS)
+    added = energy_decay(ir, FS, before_onset=2.5)
+    assert added.edc[0] == pytest.approx(plain.edc[0] + 2.5)
+    np.testing.assert_array_equal(added.edc[1:], plain.edc[1:])
+
+
+@pytest.mark.parametrize("before", [-1.0, math.nan, math.inf])
+def test_a_negative_or_infinite_energy_before_the_onset_is_refused(before: float) -> None:
+    with pytest.raises(ValueError, match="before_onset must be a non-negative energy"):
+        energy_decay(decay(0.5, 1.0, noise_db=60), FS, before_onset=before)

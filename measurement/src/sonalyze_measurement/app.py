@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
@@ -20,6 +21,12 @@ from sonalyze_measurement.measurements import Measurements
 from sonalyze_measurement.runs import AnalysisRuns
 from sonalyze_measurement.settings import MeasurementSettings
 
+# One BLAS thread per analysis worker. The analysis's vectors are small, and a multithreaded BLAS
+# spreads even those over threads that, on a machine busy with other workers, wait on each
+# other: several times slower. BLAS reads these when numpy loads, so they are set in this
+# process's environment, which the spawned workers inherit, unless the operator set them.
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
 
 def create_app(settings: MeasurementSettings) -> FastAPI:
     @asynccontextmanager
@@ -30,6 +37,8 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         token, timeout = settings.internal_token_value(), settings.storage_timeout_s
 
         def new_pool() -> ProcessPoolExecutor:
+            for name in BLAS_THREADS:
+                os.environ.setdefault(name, "1")
             pool = ProcessPoolExecutor(settings.analysis_workers, mp_context=context)
             pool.submit(warm_up)  # spawn and import now, not on the first analysis (~3 s)
             return pool

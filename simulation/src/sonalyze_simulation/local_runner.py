@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 _TAIL_LINES = 5
 _STOP_GRACE_S = 5.0
 _RETRY_WAIT_S = (1.0, 60.0)  # the first and the longest wait before launching again
+# One BLAS thread per worker, unless the service's environment says otherwise: workers run side
+# by side, and a multithreaded BLAS's threads wait on each other on a busy machine.
+BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class WorkerEnvironment:
 
     def for_job(self, job_id: UUID) -> dict[str, str]:
         env = {
+            **BLAS_THREADS,
             **os.environ,
             "SONALYZE_JOB_ID": str(job_id),
             "SONALYZE_STORAGE_URL": self.storage_url,

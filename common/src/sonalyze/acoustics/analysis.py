@@ -8,26 +8,46 @@ has above its noise is NaN, and ``reasons`` says why; the rule is ISO 3382-1's: 
 the evaluation range at least 10 dB above the noise, so T30 needs a 45 dB impulse-to-noise
 ratio, T20 35 dB, and EDT and the energy ratios 20 dB.
 
+The bands are filtered with zero phase (:mod:`sonalyze.acoustics.filterbank`): C50, C80, D50
+and Ts split or weigh a band's energy by its time after the direct sound, and a causal filter's
+delay would move the energy later: a decaying tone's C50 in the 125 Hz octave reads 1.7 dB low
+(at 0.3 s) and its Ts 8 ms long through this bank's causal order-6 filters, 5 dB low (at 1.4 s)
+and 32 ms long through pyfar's order-14 ones; zero-phase, within 0.2 dB and 1.5 ms. The
+zero-phase filter spreads the direct sound's band-limited pulse before its arrival as much as
+after it; the energy of a band within :func:`~sonalyze.acoustics.filterbank.zero_phase_spread`
+before the onset counts as arriving at the onset, and the last spread of the record, into which
+the filter mixed the silence after it, is left out. The decay times change little with the
+filters (within 3 % on a measured room's response), a band filter's own decay being much faster
+than a room's.
+
+Each band's values are checked as ISO 3382-2 Annex B asks (:mod:`sonalyze.acoustics.quality`):
+a band whose decay is not straight keeps its values, marked ``suspect`` with the reason, and
+the spatial average leaves them out. ``reverberation_time`` is the value to read per band:
+T30, else T20, with which one it is.
+
 References
 ----------
 .. [1] ISO 3382-1:2009, "Acoustics - Measurement of room acoustic parameters - Part 1:
    Performance spaces", 5.3.3 and Annex A.
+.. [2] ISO 3382-2:2008, "Acoustics - Measurement of room acoustic parameters - Part 2:
+   Reverberation time in ordinary rooms", Annex B.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
-from sonalyze.acoustics import parameters
+from sonalyze.acoustics import parameters, quality
 from sonalyze.acoustics.decay import DecayError, EnergyDecay, energy_decay, minimum_length
 from sonalyze.acoustics.decay import lundeby_window as _lundeby_window
-from sonalyze.acoustics.filterbank import filter_bands, mid_band
+from sonalyze.acoustics.filterbank import band_edges, filter_bands, mid_band, zero_phase_spread
 from sonalyze.acoustics.onset import onset
 from sonalyze.acoustics.signals import Signal, as_signal, sample_rate
 
@@ -84,6 +104,12 @@ class RoomParameters(Mapping[str, "Signal | float"]):
     decays : tuple of EnergyDecay or None
         Each band's noise-compensated decay from the onset, the one its parameters come from
         (None where there is none: ``reasons`` says why); :func:`decay_curve` charts it.
+    suspect : dict
+        For each of ``BAND_PARAMETERS``, one entry per band: why a value that is there is
+        doubtful (left out of :func:`spatial_average`), or None; None wherever the value is
+        NaN (``reasons`` says why). By default, ISO 3382-2 Annex B's findings
+        (:func:`sonalyze.acoustics.quality.decay_doubt`) for every parameter of a band whose
+        decay is not straight.
     """
 
     bands: tuple[float, ...] | None
@@ -94,6 +120,11 @@ class RoomParameters(Mapping[str, "Signal | float"]):
     drr: float
     psnr: float
     decays: tuple[EnergyDecay | None, ...] = field(default=(), repr=False, compare=False)
+    suspect: dict[str, tuple[str | None, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.suspect:
+            object.__setattr__(self, "suspect", self._annex_b())
 
     def __getitem__(self, key: str) -> Signal | float:
         if key == "DRR":
@@ -109,16 +140,165 @@ class RoomParameters(Mapping[str, "Signal | float"]):
     def __len__(self) -> int:
         return len(self.by_band) + len(BROADBAND_PARAMETERS)
 
+    @property
+    def xi(self) -> dict[str, Signal]:
+        """ISO 3382-2 B.2's non-linearity of the ``EDT``, ``T20`` and ``T30`` fits per band, in
+        per mille (:func:`sonalyze.acoustics.quality.nonlinearity`); NaN where there is no fit."""
+        return {key: quality.nonlinearity(r) for key, r in self.correlation.items()}
+
+    @property
+    def curvature(self) -> Signal:
+        """ISO 3382-2 B.3's curvature ``100 (T30 / T20 - 1)`` per band, in per cent; NaN where
+        T20 or T30 is NaN."""
+        return quality.curvature(self.by_band["T20"], self.by_band["T30"])
+
+    @property
+    def reverberation_time(self) -> Signal:
+        """The reverberation time to read per band (s): T30, else T20, skipping suspect values
+        (:func:`sonalyze.acoustics.quality.best_reverberation_time`); NaN where there is
+        neither (``reasons`` says why)."""
+        return self._best[0]
+
+    @property
+    def reverberation_source(self) -> tuple[str | None, ...]:
+        """Per band, which parameter :attr:`reverberation_time` is, ``"T30"`` or ``"T20"``, or
+        None where there is none."""
+        return self._best[1]
+
+    @cached_property
+    def _best(self) -> tuple[Signal, tuple[str | None, ...]]:
+        return quality.best_reverberation_time(self.by_band, self.suspect)
+
+    def refuse_band(self, index: int, reason: str) -> RoomParameters:
+        """A copy in which band ``index`` has no values: each of ``BAND_PARAMETERS`` (and its
+        fit's correlation) NaN with ``reason`` as its reason, nothing suspect, no reverberation
+        time. Its ``INR`` and decay stay, as measured.
+
+        Parameters
+        ----------
+        index : int
+            The band, counted from 0 in the order of ``bands``.
+        reason : str
+            Why, in words; stored as given (the analysis's own reasons begin with the band,
+            e.g. ``"125 Hz band: ..."``).
+
+        Raises
+        ------
+        ValueError
+            For an index that is not a band's, or an empty reason.
+        """
+        self._check_band(index, reason)
+        by_band = {key: values.copy() for key, values in self.by_band.items()}
+        correlation = {key: values.copy() for key, values in self.correlation.items()}
+        for key in BAND_PARAMETERS:
+            by_band[key][index] = math.nan
+        for values in correlation.values():
+            values[index] = math.nan
+        return replace(
+            self,
+            by_band=by_band,
+            correlation=correlation,
+            reasons={**self.reasons, **_set(self.reasons, BAND_PARAMETERS, index, reason)},
+            suspect=_set(self.suspect, BAND_PARAMETERS, index, None),
+        )
+
+    def mark_suspect(
+        self, index: int, reason: str, keys: Iterable[str] = BAND_PARAMETERS
+    ) -> RoomParameters:
+        """A copy in which the values ``keys`` of band ``index`` are suspect with ``reason``
+        (a reason already there is kept; a NaN value stays unsuspected, ``reasons`` saying why
+        it is missing); the reverberation time to read is chosen again.
+
+        Parameters
+        ----------
+        index : int
+            The band, counted from 0 in the order of ``bands``.
+        reason : str
+            Why, in words; stored as given.
+        keys : iterable of str
+            Some of ``BAND_PARAMETERS``; all of them by default.
+
+        Raises
+        ------
+        ValueError
+            For an index that is not a band's, an empty reason, or a key that is not one of
+            ``BAND_PARAMETERS``.
+        """
+        self._check_band(index, reason)
+        chosen = tuple(keys)
+        unknown = sorted(set(chosen) - set(BAND_PARAMETERS))
+        if unknown:
+            raise ValueError(f"{unknown} are not band parameters: {BAND_PARAMETERS}")
+        marked = [
+            key
+            for key in chosen
+            if self.suspect[key][index] is None and math.isfinite(self.by_band[key][index])
+        ]
+        return replace(self, suspect={**self.suspect, **_set(self.suspect, marked, index, reason)})
+
+    def _check_band(self, index: int, reason: str) -> None:
+        count = self.by_band["T30"].size
+        if isinstance(index, bool) or not isinstance(index, int | np.integer):
+            raise ValueError(f"a band index is an integer, not {index!r}")
+        if not 0 <= index < count:
+            raise ValueError(
+                f"band index {index} is not one of the {count} bands (0 to {count - 1})"
+            )
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError("a reason in words is needed")
+
+    def _annex_b(self) -> dict[str, tuple[str | None, ...]]:
+        """ISO 3382-2 Annex B's findings per band (:func:`quality.decay_doubt`), for every
+        band parameter that has a value."""
+        if self.bands is None:
+            names, widths = [_band_name(None)], [math.inf]
+        else:
+            names = [_band_name(nominal) for nominal in self.bands]
+            edges = [band_edges(nominal, self.fraction) for nominal in self.bands]
+            widths = [high - low for low, high in edges]
+        xi, curve = self.xi, self.curvature
+        times = np.where(np.isnan(self.by_band["T30"]), self.by_band["T20"], self.by_band["T30"])
+        doubts = [
+            quality.decay_doubt(
+                name, {key: float(xi[key][i]) for key in ("T20", "T30")}, float(curve[i]), w * t
+            )
+            for i, (name, w, t) in enumerate(zip(names, widths, times, strict=True))
+        ]
+        return {
+            key: tuple(
+                doubt if math.isfinite(value) else None
+                for doubt, value in zip(doubts, self.by_band[key], strict=True)
+            )
+            for key in BAND_PARAMETERS
+        }
+
     def to_json(self) -> dict[str, Any]:
-        """The values per band (and INR), the reasons, the fits' correlation, DRR and PSNR,
-        ready for JSON: NaN and infinities become ``None`` (the reasons say why)."""
+        """The values per band (and INR), the reasons, the fits' correlation and non-linearity,
+        the curvature, the suspect values, the reverberation time to read, DRR and PSNR, ready
+        for JSON: NaN and infinities become ``None`` (the reasons say why)."""
         return {
             "parameters": {key: json_numbers(values) for key, values in self.by_band.items()},
             "reasons": {key: list(self.reasons[key]) for key in BAND_PARAMETERS},
             "correlation": {key: json_numbers(v) for key, v in self.correlation.items()},
+            "xi": {key: json_numbers(v) for key, v in self.xi.items()},
+            "curvature": json_numbers(self.curvature),
+            "suspect": {key: list(self.suspect[key]) for key in BAND_PARAMETERS},
+            "reverberation_time": {
+                "value": json_numbers(self.reverberation_time),
+                "source": list(self.reverberation_source),
+            },
             "drr": json_number(self.drr),
             "psnr": json_number(self.psnr),
         }
+
+
+def _set(
+    table: Mapping[str, tuple[str | None, ...]], keys: Iterable[str], index: int, entry: str | None
+) -> dict[str, tuple[str | None, ...]]:
+    """``table``'s entries for ``keys`` with band ``index`` set to ``entry``."""
+    return {
+        key: tuple(entry if i == index else old for i, old in enumerate(table[key])) for key in keys
+    }
 
 
 def json_numbers(values: ArrayLike) -> list[float | None]:
@@ -131,36 +311,71 @@ def json_number(value: float) -> float | None:
 
 
 def spatial_average(positions: Sequence[Mapping[str, Any]], bands: int) -> dict[str, Any]:
-    """Per parameter and band, over the positions that have a value: the mean, the standard
-    deviation (ddof 1) and the count, as ISO 3382-2 reports positions averaged.
+    """Per parameter and band, over the positions that have a value that is not suspect: the
+    mean, the standard deviation (ddof 1), the count, and how many suspect values were left
+    out, as ISO 3382-2 reports positions averaged; and the same of the reverberation time to
+    read (``reverberation_time``), if the positions carry it.
 
     Parameters
     ----------
     positions : sequence of mapping
-        Each position's :meth:`RoomParameters.to_json` (only ``parameters`` is read).
+        Each position's :meth:`RoomParameters.to_json`: ``parameters`` is read, and ``suspect``
+        and ``reverberation_time`` where present (results stored before them have neither).
     bands : int
         How many bands each parameter has (so that no positions average to ``None`` in each).
+
+    Returns
+    -------
+    dict
+        For each of ``BAND_PARAMETERS`` (and ``reverberation_time`` if any position has it):
+        ``mean``, ``std`` and ``count`` of the values averaged, and ``left_out``, the suspect
+        values left out, one entry per band.
     """
     average: dict[str, Any] = {}
     for key in BAND_PARAMETERS:
-        table = np.array(
-            [[math.nan if v is None else v for v in p["parameters"][key]] for p in positions],
-            dtype=float,
+        table = _table([p["parameters"][key] for p in positions], bands)
+        doubtful = np.array(
+            [
+                [v is not None for v in p.get("suspect", {}).get(key, [None] * bands)]
+                for p in positions
+            ],
+            dtype=bool,
         ).reshape(len(positions), bands)
-        present = np.isfinite(table)
-        count = present.sum(axis=0)
-        values = np.where(present, table, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = values.sum(axis=0) / count
-            spread = np.where(present, table - mean, 0.0)
-            std = np.sqrt((spread**2).sum(axis=0) / (count - 1))
-        std[count < 2] = math.nan
-        average[key] = {
-            "mean": json_numbers(mean),
-            "std": json_numbers(std),
-            "count": count.tolist(),
-        }
+        average[key] = _statistics(
+            np.where(doubtful, math.nan, table), doubtful & np.isfinite(table)
+        )
+    carrying = [p["reverberation_time"]["value"] for p in positions if "reverberation_time" in p]
+    if carrying:
+        table = _table(carrying, bands)
+        average["reverberation_time"] = _statistics(table, np.zeros(table.shape, dtype=bool))
     return average
+
+
+def _table(rows: Sequence[Sequence[float | None]], bands: int) -> Signal:
+    """JSON rows of per-band numbers as a (rows, bands) array, NaN for ``None``."""
+    table: Signal = np.array(
+        [[math.nan if v is None else v for v in row] for row in rows], dtype=float
+    ).reshape(len(rows), bands)
+    return table
+
+
+def _statistics(table: Signal, left_out: NDArray[np.bool_]) -> dict[str, Any]:
+    """Mean, standard deviation (ddof 1) and count per column over the finite values, and how
+    many values per column ``left_out`` marks."""
+    present = np.isfinite(table)
+    count = present.sum(axis=0)
+    values = np.where(present, table, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = values.sum(axis=0) / count
+        spread = np.where(present, table - mean, 0.0)
+        std = np.sqrt((spread**2).sum(axis=0) / (count - 1))
+    std[count < 2] = math.nan
+    return {
+        "mean": json_numbers(mean),
+        "std": json_numbers(std),
+        "count": count.tolist(),
+        "left_out": left_out.sum(axis=0).tolist(),
+    }
 
 
 def _band_name(nominal: float | None) -> str:
@@ -204,9 +419,11 @@ def _analyse_band(
     return values, correlation, reasons
 
 
-def _decay(ir: Signal, fs: int, window: float) -> EnergyDecay | DecayError:
+def _decay(
+    ir: Signal, fs: int, window: float, before_onset: float = 0.0
+) -> EnergyDecay | DecayError:
     try:
-        return energy_decay(ir, fs, window)
+        return energy_decay(ir, fs, window, before_onset=before_onset)
     except DecayError as error:
         return error
 
@@ -234,7 +451,8 @@ def room_parameters(
     RoomParameters
         A mapping from ``EDT``, ``T20``, ``T30``, ``C50``, ``C80``, ``D50``, ``Ts`` and ``INR``
         to one value per band, and ``DRR`` and ``PSNR`` to broadband values; with the decay
-        fits' correlation, the reason for each NaN, and each band's decay.
+        fits' correlation and non-linearity, the curvature, the reason for each NaN, the values
+        ISO 3382-2 Annex B makes suspect, the reverberation time to read, and each band's decay.
 
     Raises
     ------
@@ -273,11 +491,24 @@ def room_parameters(
                 f"{_band_name(nominal)} needs at least {1000 * needed / fs:.0f} ms"
             )
     broadband = _decay(response[start:], fs, _lundeby_window(None))
-    rows = [response] if bands is None else list(filter_bands(response, fs, bands, fraction))
-    decays = [
-        broadband if nominal is None else _decay(row[start:], fs, window)
-        for nominal, row, window in zip(nominals, rows, windows, strict=True)
-    ]
+    decays = [broadband]
+    if bands is not None:
+        # Zero-phase bands, from a record that starts early enough to hold every band's spread
+        # of the direct sound before the onset: that energy counts as arriving at the onset. A
+        # band's last spread is left out: the filter mixed the silence after the record into it.
+        spreads = [round(zero_phase_spread(nominal, fraction) * fs) for nominal in bands]
+        lead = max(spreads)
+        rows = filter_bands(np.pad(response, (lead, 0)), fs, bands, fraction, zero_phase=True)
+        origin = start + lead
+        decays = [
+            _decay(
+                row[origin : row.size - spread],
+                fs,
+                window,
+                float(np.sum(row[origin - spread : origin] ** 2)),
+            )
+            for row, window, spread in zip(rows, windows, spreads, strict=True)
+        ]
     results = [
         _analyse_band(decay, _band_name(nominal))
         for nominal, decay in zip(nominals, decays, strict=True)

@@ -15,7 +15,17 @@ Vorländer compared them [4]_:
 
 A response that reaches no noise floor (a simulation, or a record that ends while the room still
 rings) is recognised by its tail still falling at the late decay's rate: it is integrated whole,
-nothing is subtracted, and the extrapolated rest of the decay is added at its end.
+nothing is subtracted, and the extrapolated rest of the decay is added at its end. So is a
+response whose record ends far above its noise: a simulated response that simply stops, measured
+through a sweep, sits on the deconvolution's numerical noise 100 dB or more below it, and
+Lundeby's late-decay range (30 to 10 dB above that noise) would fall on the cliff between the
+two. The record is cut at such a cliff: where its levels (over Lundeby's first averaging
+interval) fall 25 dB, for good, within two intervals, and less than 1e-5 of its energy (50 dB)
+remains after the fall. A decay meeting a noise floor never does: it falls at most 18 dB in two
+intervals (a band's 0.2 s decay at 125 Hz, a fluctuation's peak included), the noise after it
+holds more energy than that, and after a direct sound the reverberation does. A band filter's
+own ringing after the record's end is over well within two intervals (ISO 3382-2's ``B T > 16``
+keeps it several times faster than a room's decay; the intervals are longer in low bands).
 
 References
 ----------
@@ -63,6 +73,10 @@ _MAX_ITERATIONS = 10
 # rate with a t statistic beyond this.
 _TAIL_BLOCKS = 8
 _DECAYING_T = 5.0
+# A record ends at a cliff where its levels fall _CLIFF_FALL_DB for good within two first
+# averaging intervals, leaving less than _CLIFF_REMAINDER of its energy (50 dB) after the fall.
+_CLIFF_FALL_DB = 25.0
+_CLIFF_REMAINDER = 1e-5
 _TINY = np.finfo(np.float64).tiny
 
 
@@ -97,8 +111,8 @@ class LateDecay:
     Attributes
     ----------
     end : int
-        The crossing point (samples from the start), or the response's length when it reaches
-        no noise floor.
+        The crossing point (samples from the start), or where the record of the response ends
+        (its last sample that is not digital silence, or a cliff) when it reaches no noise floor.
     noise : float
         The noise's mean energy per sample; 0.0 when there is no noise floor.
     slope : float
@@ -135,13 +149,16 @@ def _first_below(levels: Signal, threshold: float, start: int) -> int | None:
 
 
 def _line(x: Signal, y: Signal) -> tuple[float, float, float]:
-    """Least-squares line through (x, y): slope, intercept and the slope's standard error."""
+    """Least-squares line through (x, y): slope, intercept and the slope's standard error.
+
+    Sums by ``einsum``, not dot products, which a multithreaded BLAS would spread over threads
+    that wait on each other on a busy machine."""
     dx = x - x.mean()
-    sxx = float(dx @ dx)
-    slope = float(dx @ (y - y.mean())) / sxx
+    sxx = float(np.einsum("i,i->", dx, dx))
+    slope = float(np.einsum("i,i->", dx, y - y.mean())) / sxx
     intercept = float(y.mean()) - slope * float(x.mean())
     residual = y - (intercept + slope * x)
-    error = math.sqrt(float(residual @ residual) / max(x.size - 2, 1) / sxx)
+    error = math.sqrt(float(np.einsum("i,i->", residual, residual)) / max(x.size - 2, 1) / sxx)
     return slope, intercept, error
 
 
@@ -168,30 +185,17 @@ def late_decay(energy: ArrayLike, fs: int, window: float = BROADBAND_WINDOW) -> 
         cannot be fitted: the message says which.
     """
     values = np.asarray(energy, dtype=np.float64)
-    nonzero = np.flatnonzero(values)
+    nonzero = values != 0
     # Digital silence after the response is not noise: the record ends where the response does.
-    values = values[: nonzero[-1] + 1] if nonzero.size else values
-    n = values.size
+    if nonzero.any():
+        values = values[: values.size - int(np.argmax(nonzero[::-1]))]
     block = max(1, round(window * fs))
-    if n < minimum_length(window, fs):
-        raise DecayError(
-            f"the response lasts {1000 * n / fs:.0f} ms after its onset; the decay analysis "
-            f"needs {1000 * minimum_length(window, fs) / fs:.0f} ms"
-        )
+    # Nor is the numerical noise after a record that ends at a cliff.
+    values = values[: _record_end(values, block)]
+    # (1)-(3) Average over the first interval; noise from the last tenth; a first decay line.
+    levels, times, noise_db, slope, intercept = _first_estimate(values, block, fs)
+    n = values.size
     tail_start = int((1 - _NOISE_SHARE) * n)
-    # (1)-(3) Average over the first interval; noise from the last tenth; a line from the peak
-    # down to 10 dB above the noise.
-    levels, times = _block_levels(values, block, fs)
-    noise_db = _db(float(values[tail_start:].mean()))
-    peak = int(np.argmax(levels))
-    stop = _first_below(levels, noise_db + _FIT_BOTTOM_DB, peak)
-    if stop is None or stop - peak < 2:
-        raise DecayError(
-            f"no decay 10 dB above the noise: the peak is {levels[peak] - noise_db:.1f} dB above it"
-        )
-    slope, intercept, _ = _line(times[peak:stop], levels[peak:stop])
-    if slope >= 0:
-        raise DecayError("the response does not decay")
     # (4) Preliminary crossing point; (5)-(6) new averaging interval from the decay rate.
     crossing = (noise_db - intercept) / slope
     block = max(1, round(-_DB_PER_BLOCK / slope * fs))
@@ -223,6 +227,52 @@ def late_decay(energy: ArrayLike, fs: int, window: float = BROADBAND_WINDOW) -> 
         return LateDecay(end=n, noise=0.0, slope=slope, intercept=intercept)
     end = min(n, max(1, round(crossing * fs)))
     return LateDecay(end=end, noise=noise, slope=slope, intercept=intercept)
+
+
+def _first_estimate(
+    values: Signal, block: int, fs: int
+) -> tuple[Signal, Signal, float, float, float]:
+    """Lundeby's steps (1)-(3): block levels over the first interval and their times, the noise
+    in dB from the last tenth, and a line (slope, intercept) from the peak down to 10 dB above
+    the noise."""
+    n = values.size
+    if n < MIN_BLOCKS * block:
+        raise DecayError(
+            f"the response lasts {1000 * n / fs:.0f} ms after its onset; the decay analysis "
+            f"needs {1000 * MIN_BLOCKS * block / fs:.0f} ms"
+        )
+    levels, times = _block_levels(values, block, fs)
+    noise_db = _db(float(values[int((1 - _NOISE_SHARE) * n) :].mean()))
+    peak = int(np.argmax(levels))
+    stop = _first_below(levels, noise_db + _FIT_BOTTOM_DB, peak)
+    if stop is None or stop - peak < 2:
+        raise DecayError(
+            f"no decay 10 dB above the noise: the peak is {levels[peak] - noise_db:.1f} dB above it"
+        )
+    slope, intercept, _ = _line(times[peak:stop], levels[peak:stop])
+    if slope >= 0:
+        raise DecayError("the response does not decay")
+    return levels, times, noise_db, slope, intercept
+
+
+def _record_end(values: Signal, block: int) -> int:
+    """How many samples of the record hold the response: all of them, or those before a cliff.
+
+    A cliff is a fall of the levels (``block``-sample means) by ``_CLIFF_FALL_DB``, for good,
+    within two blocks, after which less than ``_CLIFF_REMAINDER`` of the record's energy is left.
+    """
+    count = values.size // block
+    if count < 3:
+        return values.size
+    energies = values[: count * block].reshape(count, block).sum(axis=1)
+    levels = 10 * np.log10(np.maximum(energies, _TINY))
+    envelope = np.maximum.accumulate(levels[::-1])[::-1]  # the highest level still to come
+    remaining = np.cumsum(energies[::-1])[::-1] + float(values[count * block :].sum())
+    falls = (envelope[:-2] - envelope[2:] >= _CLIFF_FALL_DB) & (
+        remaining[2:] <= _CLIFF_REMAINDER * remaining[0]
+    )
+    hits = np.flatnonzero(falls)
+    return int(hits[0] + 2) * block if hits.size else values.size
 
 
 def _still_decaying(tail: Signal, fs: int, slope: float) -> bool:
@@ -283,7 +333,9 @@ class EnergyDecay:
         return float(self.edc.sum()) + self.tail / (1 - step)
 
 
-def energy_decay(ir: ArrayLike, fs: int, window: float = BROADBAND_WINDOW) -> EnergyDecay:
+def energy_decay(
+    ir: ArrayLike, fs: int, window: float = BROADBAND_WINDOW, *, before_onset: float = 0.0
+) -> EnergyDecay:
     """The noise-compensated Schroeder decay of a response that starts at its onset.
 
     Chu's subtraction, truncation at Lundeby's crossing point and the late decay's energy added
@@ -297,20 +349,28 @@ def energy_decay(ir: ArrayLike, fs: int, window: float = BROADBAND_WINDOW) -> En
         Sample rate in Hz.
     window : float
         Lundeby's first averaging interval in seconds (see :func:`lundeby_window`).
+    before_onset : float
+        Energy (sum of squared samples) of the response just before its onset that belongs to
+        it, counted as arriving at the onset: a zero-phase band's spread of the direct sound
+        (see :mod:`sonalyze.acoustics.filterbank`).
 
     Raises
     ------
     DecayError
         When there is no usable decay (see :func:`late_decay`).
     ValueError
-        For an empty, multichannel or non-finite response.
+        For an empty, multichannel or non-finite response, or ``before_onset`` not a
+        non-negative finite energy.
     """
     energy = as_signal(ir, "the impulse response") ** 2
+    if not (math.isfinite(before_onset) and before_onset >= 0):
+        raise ValueError(f"before_onset must be a non-negative energy, not {before_onset!r}")
     late = late_decay(energy, fs, window)
     time_constant = 10 / (math.log(10) * -late.slope)
     end_level = 10 ** (late.level(late.end / fs) / 10)
     tail = end_level * time_constant * fs
     edc = schroeder(energy[: late.end] - late.noise) + tail
+    edc[0] += before_onset
     inr = late.intercept - _db(late.noise) if late.noise > 0 else math.inf
     return EnergyDecay(
         edc=edc,
