@@ -45,3 +45,15 @@ def test_a_rise_before_the_peak_counts_once_it_is_within_20_db() -> None:
 def test_bad_responses_are_refused(ir: np.ndarray, kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         onset(ir, **kwargs)
+
+
+@pytest.mark.parametrize("psnr", [25, 28, 30])
+def test_noise_within_20_db_of_the_peak_does_not_pass_for_the_onset(psnr: float) -> None:
+    """At these ratios hundreds of noise samples before the direct sound rise above -20 dB
+    (ISO 3382-1's threshold); the onset is still the direct sound."""
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        ir = np.concatenate([np.zeros(FS // 2), [1.0], np.zeros(FS // 10)])
+        noisy = ir + rng.standard_normal(ir.size) * 10 ** (-psnr / 20)
+        assert np.sum(noisy[: FS // 2] ** 2 >= 0.01) > 0  # ISO's rule alone would fail
+        assert onset(noisy) == FS // 2

@@ -10,6 +10,10 @@
 - :mod:`~sonalyze.acoustics.parameters`: ISO 3382-1 parameters of one decay.
 - :mod:`~sonalyze.acoustics.analysis`: :func:`room_parameters`, an impulse response's parameters
   per band, and their :func:`spatial_average` over positions.
+- :mod:`~sonalyze.acoustics.quality`: ISO 3382-2 Annex B's checks that a band's decay is
+  straight, and the reverberation time to read.
+- :mod:`~sonalyze.acoustics.repetitions`: a sweep played several times: the disturbed
+  repetitions' responses dropped, the rest averaged.
 - :mod:`~sonalyze.acoustics.response`: the frequency response, fractional-octave smoothed.
 - :mod:`~sonalyze.acoustics.room_formulas`: Sabine's and Eyring's reverberation times.
 
@@ -17,8 +21,15 @@ Install with the ``acoustics`` extra (``sonalyze[acoustics]``): numpy and scipy.
 """
 
 from sonalyze.acoustics.analysis import RoomParameters, room_parameters, spatial_average
+from sonalyze.acoustics.chain import band_leakage
 from sonalyze.acoustics.decay import DecayError, EnergyDecay, decay_curve, energy_decay
-from sonalyze.acoustics.deconvolution import deconvolve, harmonic_delays, harmonic_responses
+from sonalyze.acoustics.deconvolution import (
+    deconvolve,
+    deconvolve_all_lags,
+    harmonic_delays,
+    harmonic_responses,
+)
+from sonalyze.acoustics.drift import MAX_DRIFT_PPM, DriftEstimate, correct_drift, estimate_drift
 from sonalyze.acoustics.filterbank import (
     OCTAVES,
     THIRD_OCTAVES,
@@ -26,26 +37,47 @@ from sonalyze.acoustics.filterbank import (
     band_filter,
     filter_bands,
     mid_band,
+    zero_phase_spread,
 )
 from sonalyze.acoustics.onset import onset
+from sonalyze.acoustics.quality import best_reverberation_time, decay_doubt
+from sonalyze.acoustics.recording import (
+    RecordingAnalysis,
+    RecordingAnalysisError,
+    analyse_recording,
+)
+from sonalyze.acoustics.repetitions import Combined, combine_repetitions
 from sonalyze.acoustics.response import frequency_response
 from sonalyze.acoustics.room_formulas import eyring, mean_absorption, sabine
 from sonalyze.acoustics.signals import clipped, resample
 from sonalyze.acoustics.sweep import Sweep, exponential_sweep, inverse_filter
 
 __all__ = [
+    "MAX_DRIFT_PPM",
     "OCTAVES",
     "THIRD_OCTAVES",
+    "Combined",
     "DecayError",
+    "DriftEstimate",
     "EnergyDecay",
+    "RecordingAnalysis",
+    "RecordingAnalysisError",
     "RoomParameters",
     "Sweep",
+    "analyse_recording",
     "band_edges",
     "band_filter",
+    "band_leakage",
+    "best_reverberation_time",
     "clipped",
+    "combine_repetitions",
+    "correct_drift",
     "decay_curve",
+    "decay_doubt",
     "deconvolve",
+    "deconvolve_all_lags",
     "energy_decay",
+    "estimate_drift",
     "exponential_sweep",
     "eyring",
     "filter_bands",
@@ -60,4 +92,5 @@ __all__ = [
     "room_parameters",
     "sabine",
     "spatial_average",
+    "zero_phase_spread",
 ]

@@ -136,6 +136,23 @@ def deconvolve(
     return _spectral_division(rec, played, rate, band)[: len(rec) - len(played) + 1]
 
 
+def deconvolve_all_lags(recording: ArrayLike, sweep: Sweep, fs: int) -> Signal:
+    """:func:`deconvolve` at every lag, negative ones included: index ``k`` holds lag ``k``,
+    and lag ``-k`` sits at index ``len(result) - k``.
+
+    The linear response of a recording that began after the sweep did lies at negative lags,
+    as do the harmonic products; any lag from ``-(len(sweep) - 1)`` to ``len(recording) - 1``
+    is there without circular aliasing. The recording is resampled to the sweep's rate first.
+
+    Raises
+    ------
+    ValueError
+        As :func:`deconvolve`.
+    """
+    rec, played, rate, band = _prepare(recording, sweep, fs, None)
+    return _spectral_division(rec, played, rate, band)
+
+
 def harmonic_delays(sweep: Sweep, orders: int) -> Signal:
     """How long before the linear response the harmonic products 2 .. ``orders`` appear, in s:
     ``L * ln(k)`` [2]_."""

@@ -1,0 +1,134 @@
+"""analyse_recording on a simulated room (pyroomacoustics, the truth known): late starts found
+and analysed exactly, repetitions aligned, harmonics judged against the noise, the chain's band
+limits found, and bad input refused.
+
+The room, the sweep and the conditions are the phone-conditions benchmark's
+(``benchmarks/phone_conditions.py``), so that what is tested here is what its table reports.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from benchmarks import phone_conditions as pc
+from sonalyze.acoustics import (
+    RecordingAnalysisError,
+    analyse_recording,
+    band_filter,
+    band_leakage,
+)
+from sonalyze.acoustics.analysis import BAND_PARAMETERS, RoomParameters
+
+FS = pc.FS
+
+
+def within_one_jnd(result: RoomParameters, bands: list[int] | None = None) -> None:
+    """Every parameter of ``bands`` (all by default) within 1 JND of the room's own."""
+    truth = pc.truth()
+    for key in BAND_PARAMETERS:
+        measured = np.asarray(result[key], dtype=float)
+        true = np.asarray(truth[key], dtype=float)
+        error = measured / true - 1 if key in pc.RELATIVE else measured - true
+        for band in bands if bands is not None else range(len(pc.BANDS)):
+            assert abs(error[band]) <= pc.JND[key], (key, pc.BANDS[band], measured, true)
+
+
+def test_a_recording_that_began_after_the_sweep_is_analysed_from_its_direct_sound() -> None:
+    """0.1 s late: the sweep had reached 53 Hz, below every band; nothing is lost."""
+    analysis = analyse_recording(pc._late_start(), FS, pc.sweep())
+    assert "late_start" in analysis.flags
+    assert analysis.start_s == pytest.approx(-0.1 + 3.3 / 343, abs=0.002)  # 3.3 m away
+    assert not any(r for key in BAND_PARAMETERS for r in analysis.parameters.reasons[key])
+    within_one_jnd(analysis.parameters)
+
+
+def test_the_bands_a_late_start_missed_are_refused_and_the_rest_exact() -> None:
+    """1.9 s late: the sweep had passed 148 Hz, inside the 125 Hz band (88-177 Hz)."""
+    heard = pc.with_noise(pc.through_room(pc._sweeps(), lead_in=0.0), pc.PSNR)
+    analysis = analyse_recording(heard[round(1.9 * FS) :], FS, pc.sweep())
+    reasons = analysis.parameters.reasons
+    began = re.compile(r"began 1\.8\d s after the sweep, which had passed 14\d Hz")
+    assert all(began.search(reasons[key][0]) for key in BAND_PARAMETERS)
+    assert all(math.isnan(analysis.parameters[key][0]) for key in BAND_PARAMETERS)
+    within_one_jnd(analysis.parameters, bands=list(range(1, len(pc.BANDS))))
+
+
+def test_with_repeated_sweeps_a_late_start_drops_the_incomplete_first() -> None:
+    heard = pc.with_noise(pc.through_room(pc._sweeps(2), lead_in=0.0), pc.PSNR)
+    analysis = analyse_recording(heard[round(1.9 * FS) :], FS, pc.sweep(), repeats=2)
+    assert analysis.kept == (1,)
+    within_one_jnd(analysis.parameters)
+
+
+def test_a_recording_that_missed_the_whole_sweep_is_refused_with_the_reason() -> None:
+    """It began 9.5 s into the sweep, which had reached 12 kHz, above every band."""
+    heard = pc.with_noise(pc.through_room(pc._sweeps(), lead_in=0.0, tail=12.0), pc.PSNR)
+    with pytest.raises(RecordingAnalysisError, match="no band is left") as caught:
+        analyse_recording(heard[round(9.5 * FS) :], FS, pc.sweep())
+    assert caught.value.reason == "late_start"
+
+
+@pytest.mark.parametrize("psnr", [30, 40, 50, 70])
+def test_a_linear_speaker_is_never_called_non_linear(psnr: float) -> None:
+    heard = pc.with_noise(pc.through_room(pc._sweeps()), psnr, seed=psnr)
+    analysis = analyse_recording(heard, FS, pc.sweep())
+    assert "non_linear" not in analysis.flags
+    assert math.isnan(analysis.harmonics.level_db)
+    # The floor says how far down distortion could have been seen: 10 dB less noise, 10 dB
+    # lower (within the noise estimate's scatter).
+    assert analysis.harmonics.floor_db == pytest.approx(-psnr + 14, abs=1.0)
+
+
+def test_harmonics_23_db_below_the_response_are_flagged_above_the_noise() -> None:
+    played = pc.distorting_speaker(pc._sweeps(), 0.135)
+    noiseless = analyse_recording(pc.through_room(played), FS, pc.sweep())
+    assert noiseless.harmonics.level_db == pytest.approx(-23.0, abs=0.5)
+    noisy = analyse_recording(pc.with_noise(pc.through_room(played), 60), FS, pc.sweep())
+    assert noisy.harmonics.level_db == pytest.approx(noiseless.harmonics.level_db, abs=1.0)
+    assert "non_linear" in noisy.flags
+
+
+def test_band_leakage_is_the_share_from_outside_the_band() -> None:
+    t = np.arange(FS) / FS
+    in_band = np.sin(2 * np.pi * 1000 * t) * np.hanning(t.size)
+    octave_up = np.sin(2 * np.pi * 2000 * t) * np.hanning(t.size)
+    assert band_leakage(in_band, FS, [1000])[0] < 0.01
+    assert band_leakage(octave_up, FS, [1000])[0] > 0.99
+    # Both: the 2 kHz tone passes at the filter's gain there, the 1 kHz one whole.
+    _, gain = signal.sosfreqz(band_filter(1000, 1, FS), worN=[1000, 2000], fs=FS)
+    passed = np.abs(gain) ** 2
+    expected = passed[1] / (passed[0] + passed[1])
+    assert band_leakage(in_band + octave_up, FS, [1000])[0] == pytest.approx(expected, rel=0.05)
+
+
+def test_a_band_the_phones_barely_reproduce_is_refused_with_the_reason() -> None:
+    condition = next(c for c in pc.CONDITIONS if c.name.startswith("Phone microphone"))
+    analysis = analyse_recording(condition.recording(), FS, pc.sweep())
+    assert "band_limited" in analysis.flags
+    assert analysis.leakage[0] > 0.5
+    assert "barely reproduces" in analysis.parameters.reasons["EDT"][0]
+    within_one_jnd(analysis.parameters, bands=list(range(2, len(pc.BANDS))))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"recording": np.zeros(0)}, "empty"),
+        ({"recording": np.full(20 * FS, np.nan)}, "NaN"),
+        ({"recording": np.ones(5 * FS)}, "shorter than 1 sweep"),
+        ({"repeats": 0}, "repeats must be a positive integer"),
+        ({"repeats": 3}, "shorter than 3 sweep"),
+        ({"fs": 0}, "sample rate"),
+    ],
+)
+def test_bad_input_is_refused_with_what_is_wrong(
+    arguments: dict[str, object], message: str
+) -> None:
+    call = {"recording": pc.through_room(pc._sweeps()), "fs": FS, "repeats": 1} | arguments
+    with pytest.raises(ValueError, match=message):
+        analyse_recording(call.pop("recording"), sweep=pc.sweep(), **call)
