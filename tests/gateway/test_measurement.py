@@ -21,10 +21,10 @@ from scipy.signal import fftconvolve
 
 from sonalyze import upload_frames
 from sonalyze.acoustics import room_parameters
+from sonalyze.acoustics.recording import BANDS
 from sonalyze_gateway.settings import GatewaySettings
 from sonalyze_lobby.app import create_app as create_lobby_app
 from sonalyze_lobby.settings import LobbySettings
-from sonalyze_measurement.analysis import BANDS
 from sonalyze_measurement.app import create_app as create_measurement_app
 from sonalyze_measurement.settings import MeasurementSettings
 from sonalyze_measurement.sweeps import design, render

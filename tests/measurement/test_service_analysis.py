@@ -19,8 +19,8 @@ import soundfile
 from scipy.signal import fftconvolve
 
 from sonalyze.acoustics import resample, room_parameters
+from sonalyze.acoustics.recording import BANDS
 from sonalyze.events import MeasurementResult, MeasurementSummary
-from sonalyze_measurement.analysis import BANDS
 from sonalyze_measurement.sweeps import design, render
 from tests.measurement.helpers import begin, chunks, put, room_with_roles, started
 from tests.measurement.test_analysis import room

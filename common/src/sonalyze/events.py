@@ -153,13 +153,70 @@ class FitCorrelation(_Result):
 
 
 class AnalysisFlag(StrEnum):
-    """A warning about one microphone's analysis. ``psnr_low_for_t30``: some band's decay is
-    too short above the noise for T30 (ISO 3382-1 asks for 45 dB; T30 is null there).
-    ``non_linear``: the speaker's harmonic distortion reaches within 20 dB of the linear
-    response (it is separated from the response, but the speaker plays too loud)."""
+    """A warning about one microphone's analysis.
+
+    - ``psnr_low_for_t30``: some band's decay is too short above the noise for T30 (ISO 3382-1
+      asks for 45 dB; T30 is null there, ``reverberation_time`` offers the next best).
+    - ``decay_not_straight``: some band's decay is not straight enough (ISO 3382-2 Annex B: its
+      fit's non-linearity or the curvature beyond the limits), as a noise burst during the
+      sweep or a coupled space makes it; ``suspect`` names the band and the figures, and the
+      spatial average leaves those values out.
+    - ``band_limited``: the speaker or microphone barely reproduces some band; its values are
+      null (``reasons``) or suspect (``suspect``).
+    - ``late_start``: the recording began after the sweep did; the bands it missed are null.
+    - ``disturbed``: a repetition of the sweep was disturbed and left out (``repetitions``).
+    - ``non_linear``: the speaker's harmonic distortion reaches within 26 dB of the linear
+      response (5 % THD): it is separated from the response, but the speaker plays too loud.
+    """
 
     psnr_low_for_t30 = "psnr_low_for_t30"
+    decay_not_straight = "decay_not_straight"
+    band_limited = "band_limited"
+    late_start = "late_start"
+    disturbed = "disturbed"
     non_linear = "non_linear"
+
+
+class DecayStraightness(_Result):
+    """ISO 3382-2 Annex B's non-linearity parameter of each decay fit, per band, in per
+    mille: ``1000 (1 - r**2)`` of the fit's correlation ``r``; null where there was no fit."""
+
+    EDT: PerBand = Field(description="Of the fit from 0 to -10 dB.")
+    T20: PerBand = Field(description="Of the fit from -5 to -25 dB.")
+    T30: PerBand = Field(description="Of the fit from -5 to -35 dB.")
+
+
+class ParameterDoubts(_Result):
+    """Per parameter and band: why a value that is there is doubtful (it is left out of the
+    spatial average), or null."""
+
+    EDT: list[str | None] = Field(description="Why EDT is doubtful, per band.")
+    T20: list[str | None] = Field(description="Why T20 is doubtful, per band.")
+    T30: list[str | None] = Field(description="Why T30 is doubtful, per band.")
+    C50: list[str | None] = Field(description="Why C50 is doubtful, per band.")
+    C80: list[str | None] = Field(description="Why C80 is doubtful, per band.")
+    D50: list[str | None] = Field(description="Why D50 is doubtful, per band.")
+    Ts: list[str | None] = Field(description="Why Ts is doubtful, per band.")
+
+
+class ReverberationTime(_Result):
+    """The reverberation time to read, per band: T30, else T20, else the next best the
+    decay allows, skipping doubtful values; with which one it is."""
+
+    value: PerBand = Field(description="Seconds; null where the band has none.")
+    source: list[str | None] = Field(description="Which parameter it is, per band.")
+
+
+class Repetitions(_Result):
+    """The sweep's repetitions: those averaged, and those left out with the reason."""
+
+    kept: list[int] = Field(description="Indexes (from 0) of the repetitions averaged.")
+    dropped: dict[int, str] = Field(description="Repetitions left out, with the reason.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What comparing them found beyond that: most disturbed, or the room or "
+        "the clocks changing between them.",
+    )
 
 
 class MicrophoneSummary(_Result):
@@ -175,8 +232,42 @@ class MicrophoneSummary(_Result):
         description="Peak-to-noise ratio of the broadband response, dB; null without a noise floor."
     )
     harmonic_level_db: float | None = Field(
-        description="The sweep's harmonics 2-5 re the linear response, dB; null for an "
-        "uploaded impulse response."
+        description="The sweep's harmonics 2-5 re the linear response, dB, the noise in their "
+        "lags taken off; null for an uploaded impulse response, or when they do not stand out "
+        "of the noise (harmonic_floor_db)."
+    )
+    harmonic_floor_db: float | None = Field(
+        None, description="The lowest harmonic level the noise let the analysis see, dB."
+    )
+    xi: DecayStraightness | None = Field(
+        None, description="Each decay fit's non-linearity (ISO 3382-2 Annex B), per mille."
+    )
+    curvature: PerBand | None = Field(
+        None, description="ISO 3382-2 Annex B's curvature, 100 (T30 / T20 - 1) %, per band."
+    )
+    suspect: ParameterDoubts | None = Field(
+        None, description="Values that are there but doubtful, per band, with the reason."
+    )
+    reverberation_time: ReverberationTime | None = Field(
+        None, description="The reverberation time to read per band, and which one it is."
+    )
+    leakage: PerBand | None = Field(
+        None,
+        description="Per band, the share of its filter's output from outside the band (the "
+        "speaker's and microphone's band limits).",
+    )
+    clock_drift_ppm: float | None = Field(
+        None,
+        description="The microphone's clock re the speaker's, ppm (positive: it runs fast); "
+        "corrected before the analysis.",
+    )
+    start_s: float | None = Field(
+        None,
+        description="When the sweep's direct sound arrived in the recording, s; negative if "
+        "the recording began after the sweep did.",
+    )
+    repetitions: Repetitions | None = Field(
+        None, description="The sweep's repetitions averaged and dropped."
     )
     flags: list[AnalysisFlag] = Field(description="Warnings (AnalysisFlag); empty if none.")
     response_blob_id: UUID | None = Field(
@@ -222,6 +313,11 @@ class BandStatistics(_Result):
         description="Standard deviation per band (n - 1); null with fewer than two values."
     )
     count: list[int] = Field(description="How many microphones have a value, per band.")
+    left_out: list[int] | None = Field(
+        None,
+        description="How many microphones' values were left out as doubtful, per band "
+        "(their suspect entries say why).",
+    )
 
 
 class SpatialAverage(_Result):
@@ -234,6 +330,9 @@ class SpatialAverage(_Result):
     C80: BandStatistics = Field(description="Clarity C80, dB.")
     D50: BandStatistics = Field(description="Definition D50, 0-1.")
     Ts: BandStatistics = Field(description="Centre time, s.")
+    reverberation_time: BandStatistics | None = Field(
+        None, description="The reverberation time to read (each microphone's best), s."
+    )
 
 
 class _Analysis(_Result):
@@ -257,14 +356,27 @@ class _Analysis(_Result):
         """Refuse a per-band list without one entry per band."""
         n = len(self.bands)
         tables: dict[str, list[list[Any]]] = {
-            "average": [list(v) for _, stats in self.average for _, v in stats]
+            "average": [
+                list(v)
+                for _, stats in self.average
+                if stats is not None
+                for _, v in stats
+                if v is not None
+            ]
         }
         for device, mic in microphones.items():
             tables[f"microphone {device}"] = [
                 *(v for _, v in mic.parameters),
                 *(v for _, v in mic.reasons),
                 *(v for _, v in mic.correlation),
+                *(v for doubts in (mic.xi, mic.suspect) if doubts for _, v in doubts),
+                *(v for v in (mic.curvature, mic.leakage) if v is not None),
             ]
+            if mic.reverberation_time is not None:
+                tables[f"microphone {device}"] += [
+                    mic.reverberation_time.value,
+                    mic.reverberation_time.source,
+                ]
             if isinstance(mic, MicrophoneResult):
                 tables[f"microphone {device}"].append(mic.decay_curves.levels_db)
         for where, lists in tables.items():

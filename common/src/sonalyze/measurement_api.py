@@ -18,6 +18,9 @@ from sonalyze.domain import MeasurementState, RecordingState
 # Sample rates a recording or a sweep may have, in Hz.
 MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 192_000
+# A measurement plays its sweep at most MAX_REPEATS times, for at most MAX_SWEEPS_S together.
+MAX_REPEATS = 8
+MAX_SWEEPS_S = 60.0
 
 
 class _Model(BaseModel):
@@ -69,8 +72,9 @@ class RecordingFormat(_Model):
 class SweepSpec(_Model):
     """An exponential sine sweep as designed for a measurement, and its schedule.
 
-    Phones play (speakers) and record (microphones) by it: the recording runs from
-    ``lead_in`` before the sweep starts to ``tail`` after it ends.
+    Phones play (speakers) and record (microphones) by it: the speakers play the sweep
+    ``repeats`` times back to back, and the recording runs from ``lead_in`` before the first
+    starts to ``tail`` after the last ends.
     """
 
     f1: float = Field(gt=0, description="Start frequency in Hz.")
@@ -82,6 +86,14 @@ class SweepSpec(_Model):
     amplitude: float = Field(gt=0, le=1, description="Peak amplitude re full scale.")
     lead_in: float = Field(ge=0, le=10, description="Recording before the sweep starts, s.")
     tail: float = Field(ge=0, le=30, description="Recording after the sweep ends, s.")
+    repeats: int = Field(
+        1,
+        ge=1,
+        le=MAX_REPEATS,
+        description="How many times the sweep is played, back to back: a repetition a noise "
+        "burst disturbed is found and left out, the others averaged (3 dB less noise for "
+        "each doubling).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -89,12 +101,19 @@ class SweepSpec(_Model):
             raise ValueError("need f1 < f2 <= sample_rate / 2")
         if self.fade_in + self.fade_out > self.duration:
             raise ValueError("the fades together must not be longer than the sweep")
+        if self.repeats * self.duration > MAX_SWEEPS_S:
+            raise ValueError(f"the repetitions together must last at most {MAX_SWEEPS_S:g} s")
         return self
 
     @property
     def recording_seconds(self) -> float:
         """How long each microphone records."""
-        return self.lead_in + self.duration + self.tail
+        return self.lead_in + self.sweeps_seconds + self.tail
+
+    @property
+    def sweeps_seconds(self) -> float:
+        """How long the speakers play: the sweep, ``repeats`` times."""
+        return self.repeats * self.duration
 
 
 # The measurement service's HTTP API (internal: the lobby and the gateway call it) -------------

@@ -361,10 +361,10 @@ class Measurements:
         spec = started.sweep
         shortest, longest = {
             MeasurementKind.room: (
-                spec.duration + MIN_TAIL_S,
+                spec.sweeps_seconds + MIN_TAIL_S,
                 spec.recording_seconds + MAX_EXTRA_S,
             ),
-            MeasurementKind.sweep_recording: (spec.duration + MIN_TAIL_S, MAX_UPLOADED_S),
+            MeasurementKind.sweep_recording: (spec.sweeps_seconds + MIN_TAIL_S, MAX_UPLOADED_S),
             MeasurementKind.impulse_response: (MIN_RESPONSE_S, MAX_UPLOADED_S),
         }[started.kind]
         data = await _storage(self._storage.read_blob(recording.blob_id), "recording")

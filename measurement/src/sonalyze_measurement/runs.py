@@ -24,7 +24,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 from uuid import UUID
 
-from sonalyze.acoustics import spatial_average
+from sonalyze.acoustics import RecordingAnalysisError, spatial_average
+from sonalyze.acoustics.recording import BANDS
 from sonalyze.domain import JobState, MeasurementState, RecordingState, WorkflowState
 from sonalyze.errors import ErrorCode, ServiceError
 from sonalyze.events import MeasurementResult, MicrophoneResult, SpatialAverage, event
@@ -45,7 +46,7 @@ from sonalyze.storage_client import (
     StorageError,
     StorageUnavailable,
 )
-from sonalyze_measurement.analysis import BANDS, analyse_upload
+from sonalyze_measurement.analysis import analyse_upload
 from sonalyze_measurement.measurement_metrics import MeasurementMetrics
 
 logger = logging.getLogger(__name__)
@@ -304,6 +305,8 @@ class AnalysisRuns:
                 result, wav = await self._in_worker(
                     data, recording.format, measurement.spec["sweep"], _kind(measurement)
                 )
+            except RecordingAnalysisError as error:  # a late start, a mislabelled rate
+                unusable[device] = f"{error.reason}: {error}"
             except ValueError as error:  # this recording only (e.g. too short for a band)
                 unusable[device] = f"analysis: {error}"
             else:
@@ -319,7 +322,10 @@ class AnalysisRuns:
                     events=[_progress(analysis.id, measurement.id, done, len(usable))],
                 ),
             )
-        positions = [{"parameters": mic.parameters.model_dump()} for mic in microphones.values()]
+        positions = [
+            mic.model_dump(include={"parameters", "suspect", "reverberation_time"})
+            for mic in microphones.values()
+        ]
         return MeasurementResult(
             bands=list(BANDS),
             microphones=microphones,

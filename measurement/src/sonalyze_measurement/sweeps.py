@@ -11,6 +11,8 @@ Defaults (:data:`DEFAULT_SWEEP`), for phone speakers and microphones in ordinary
 - 48 kHz, the native rate of phone audio.
 - -6 dBFS peak, so that a phone speaker's limiter stays out of the way; 50 ms fade-in against
   a click at the start, 20 ms fade-out.
+- played once (``repeats``: more repetitions find a noise burst and average the noise down,
+  at the cost of time and of the phones' clocks drifting further apart);
 - 1 s recorded before the sweep (margin for the phones' clock sync, and the room's noise on
   its own) and 3 s after it (the decay of a room with a reverberation time up to about 2.5 s,
   then its noise floor).
@@ -22,6 +24,7 @@ import functools
 import io
 from typing import Any
 
+import numpy as np
 import soundfile
 
 from sonalyze.acoustics import Sweep, exponential_sweep
@@ -61,8 +64,10 @@ def render(spec: SweepSpec) -> Sweep:
 
 @functools.lru_cache(maxsize=16)
 def wav(spec: SweepSpec) -> bytes:
-    """The sweep as a 24-bit WAV file, for the speakers to download and play (the last few
-    specs' files are kept: every speaker of a measurement asks for the same one)."""
+    """What the speakers play as a 24-bit WAV file: the sweep ``repeats`` times, back to back
+    (the last few specs' files are kept: every speaker of a measurement asks for the same
+    one)."""
     buffer = io.BytesIO()
-    soundfile.write(buffer, render(spec).signal, spec.sample_rate, format="WAV", subtype="PCM_24")
+    played = np.tile(render(spec).signal, spec.repeats)
+    soundfile.write(buffer, played, spec.sample_rate, format="WAV", subtype="PCM_24")
     return buffer.getvalue()

@@ -118,8 +118,10 @@ function hostControls(app) {
   const running = ["measuring", "uploading", "aborted"].includes(lobby.workflow); // not analysis
   const duration = h("input", { type: "number", min: 2, max: 30, step: 1, value: app.sweepSeconds || 10, name: "duration", onchange: (e) => (app.sweepSeconds = Number(e.target.value)) });
   const leadIn = h("input", { type: "number", min: 0.5, max: 10, step: 0.5, value: app.leadIn || 1, name: "lead_in", onchange: (e) => (app.leadIn = Number(e.target.value)) });
+  const repeats = h("select", { name: "repeats", onchange: (e) => (app.repeats = Number(e.target.value)) },
+    [1, 2, 3, 4].map((n) => h("option", { value: n, selected: (app.repeats || 1) === n }, n === 1 ? "once" : `${n} times`)));
   const start = () => act(app, () => app.connection.command("measurement.start", {
-    sweep: { duration: app.sweepSeconds || 10, lead_in: app.leadIn || 1 },
+    sweep: { duration: app.sweepSeconds || 10, lead_in: app.leadIn || 1, repeats: app.repeats || 1 },
   }));
   return h("div", { class: "card" },
     h("h2", {}, "Host"),
@@ -134,7 +136,8 @@ function hostControls(app) {
     h("details", { open: app.sweepOpen || false, ontoggle: (e) => (app.sweepOpen = e.target.open) },
       h("summary", {}, "Sweep settings"),
       field("Sweep length (s)", duration, "Longer sweeps give more signal over the noise."),
-      field("Silence before the sweep (s)", leadIn, "Room for the phones' clocks to disagree.")));
+      field("Silence before the sweep (s)", leadIn, "Room for the phones' clocks to disagree."),
+      field("Play the sweep", repeats, "Several times back to back: a sweep a noise disturbed is found and left out, and the rest have less noise.")));
 }
 
 export function update(app, node) {

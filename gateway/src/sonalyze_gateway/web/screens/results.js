@@ -1,18 +1,29 @@
 // A measurement's results: per octave band, the mean and spread over the microphones as
 // tables and charts (reverberation time, decay curves, frequency response), every missing
-// value with its reason, every flag explained, and the data to download.
+// value with its reason, every doubtful value with its cause, every flag explained, and the
+// data to download.
 
 import { bandLabel, chart, colour } from "../charts.js";
 import { latestMeasurement } from "../lobby-state.js";
 import { button, download, formatNumber, h, phoneName, replace } from "../ui.js";
 
 const REVERB = [["EDT", "EDT (s)"], ["T20", "T20 (s)"], ["T30", "T30 (s)"]];
+// The reverberation time to read: each microphone's best (T30, else T20, ...), averaged.
+const READ = [["reverberation_time", "T to read (s)"], ...REVERB];
 const CLARITY = [["C50", "C50 (dB)", 1], ["C80", "C80 (dB)", 1], ["D50", "D50", 2], ["Ts", "Ts (ms)", 0, 1000]];
 export const FLAGS = {
   psnr_low_for_t30:
-    "In some bands the decay rose less than 45 dB above the background noise, so T30 could not be measured there. Play the sweep louder, make the room quieter, or use a longer sweep.",
+    "In some bands the decay rose less than 45 dB above the background noise, so T30 could not be measured there; the T to read falls back to T20 (or the early decay) and says so. Play the sweep louder, make the room quieter, or use a longer sweep.",
+  decay_not_straight:
+    "In some bands the decay is not a straight line (ISO 3382-2 Annex B): a noise during the sweep (speech, a door) or a coupled room. Those values are shown but left out of the averages. Measure again in quiet, or play the sweep several times.",
+  band_limited:
+    "The phones' speaker or microphone barely reproduces some bands (usually the lowest): what those bands' filters pass comes mostly from their neighbours, so their values are left out or marked.",
+  late_start:
+    "This phone started recording after the sweep had begun. The sweep's start was found and the bands it missed are left out; give the phones more silence before the sweep.",
+  disturbed:
+    "One of the repeated sweeps was disturbed by a noise; it was left out and the others averaged.",
   non_linear:
-    "The speaker distorted the sweep (its harmonics came within 20 dB of the response). Turn the speaker phone's volume down a little and measure again.",
+    "The speaker distorted the sweep (its harmonics came within 26 dB of the response). Turn the speaker phone's volume down a little and measure again.",
 };
 const PARAMETERS = ["EDT", "T20", "T30", "C50", "C80", "D50", "Ts"];
 
@@ -31,19 +42,41 @@ function chosen(app, measurementId) {
 
 function cell(average, key, band, digits, scale = 1) {
   const a = average[key];
-  const mean = a.mean[band];
+  const mean = a?.mean[band] ?? null;
   if (mean === null) return h("td", { class: "nan" }, "—");
   const std = a.std[band];
-  return h("td", {}, formatNumber(mean * scale, digits), std !== null ? h("small", {}, ` ±${formatNumber(std * scale, digits)}`) : null);
+  const out = a.left_out?.[band] || 0;
+  return h("td", { "data-parameter": key },
+    formatNumber(mean * scale, digits),
+    std !== null ? h("small", {}, ` ±${formatNumber(std * scale, digits)}`) : null,
+    out ? h("small", { class: "left-out", title: "doubtful values left out of the average" }, ` (${out} left out)`) : null);
 }
 
 function table(caption, rows, result) {
+  const present = rows.filter(([key]) => result.average[key]);
   return h("div", { class: "scroll" }, h("table", {},
     h("caption", {}, caption),
-    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Band (Hz)"), rows.map(([, label]) => h("th", { scope: "col" }, label)))),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Band (Hz)"), present.map(([, label]) => h("th", { scope: "col" }, label)))),
     h("tbody", {}, result.bands.map((hz, band) => h("tr", {},
       h("th", { scope: "row" }, bandLabel(hz)),
-      rows.map(([key, , digits = 2, scale = 1]) => cell(result.average, key, band, digits, scale)))))));
+      present.map(([key, , digits = 2, scale = 1]) => cell(result.average, key, band, digits, scale)))))));
+}
+
+// Which parameter each band's T to read is, over the microphones: "T30", or "T20/T30" if they differ.
+function sources(result) {
+  return result.bands.map((_, band) => {
+    const names = new Set(Object.values(result.microphones).map((mic) => mic.reverberation_time?.source[band]).filter(Boolean));
+    return [...names].sort().join("/");
+  });
+}
+
+// Every doubtful value with its cause, once each.
+function doubts(result) {
+  const lines = new Set();
+  for (const mic of Object.values(result.microphones)) {
+    for (const key of PARAMETERS) (mic.suspect?.[key] || []).forEach((reason) => reason && lines.add(reason));
+  }
+  return [...lines];
 }
 
 // Every reason a value is missing, in words, once each.
@@ -60,18 +93,21 @@ function reasons(result) {
 }
 
 export function csv(result) {
-  const rows = [["source", "parameter", "band_hz", "value", "std", "count", "reason"]];
+  const rows = [["source", "parameter", "band_hz", "value", "std", "count", "reason", "doubt"]];
+  const averaged = [...PARAMETERS, "reverberation_time"].filter((key) => result.average[key]);
   result.bands.forEach((hz, band) => {
-    for (const key of PARAMETERS) {
+    for (const key of averaged) {
       const a = result.average[key];
-      rows.push(["average", key, hz, a.mean[band], a.std[band], a.count[band], ""]);
+      rows.push(["average", key, hz, a.mean[band], a.std[band], a.count[band], "", a.left_out?.[band] ? `${a.left_out[band]} left out` : ""]);
     }
   });
   for (const [device, mic] of Object.entries(result.microphones)) {
     result.bands.forEach((hz, band) => {
-      for (const key of PARAMETERS) rows.push([device, key, hz, mic.parameters[key][band], "", "", mic.reasons[key]?.[band] || ""]);
+      for (const key of PARAMETERS) rows.push([device, key, hz, mic.parameters[key][band], "", "", mic.reasons[key]?.[band] || "", mic.suspect?.[key]?.[band] || ""]);
+      if (mic.reverberation_time) rows.push([device, `reverberation_time (${mic.reverberation_time.source[band] || "none"})`, hz, mic.reverberation_time.value[band], "", "", "", ""]);
     });
-    rows.push([device, "DRR", "", mic.drr, "", "", ""], [device, "PSNR", "", mic.psnr, "", "", ""]);
+    rows.push([device, "DRR", "", mic.drr, "", "", "", ""], [device, "PSNR", "", mic.psnr, "", "", "", ""]);
+    if (mic.clock_drift_ppm !== null && mic.clock_drift_ppm !== undefined) rows.push([device, "clock_drift_ppm", "", mic.clock_drift_ppm, "", "", "", ""]);
   }
   const quote = (v) => (v === null || v === undefined ? "" : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
   return rows.map((row) => row.map(quote).join(",")).join("\n") + "\n";
@@ -88,16 +124,32 @@ function microphone(app, measurementId, bands, device, mic) {
   return h("li", { class: "card mic", "data-device": device },
     h("h3", {}, phoneName(device, app.state.me)),
     h("p", {}, `DRR ${formatNumber(mic.drr, 1)} dB · peak-to-noise ${formatNumber(mic.psnr, 0)} dB`),
+    chainLine(mic) ? h("p", { class: "small chain" }, chainLine(mic)) : null,
+    Object.entries(mic.repetitions?.dropped || {}).map(([index, reason]) => h("p", { class: "small" }, `Sweep ${Number(index) + 1} left out: ${reason}`)),
+    (mic.repetitions?.warnings || []).map((warning) => h("p", { class: "small" }, warning)),
     h("details", {},
       h("summary", {}, "Reverberation per band"),
       h("table", { class: "mic-table", "aria-label": `Reverberation per band, ${phoneName(device, app.state.me)}` },
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Band (Hz)"), REVERB.map(([, label]) => h("th", { scope: "col" }, label)))),
         h("tbody", {}, bands.map((hz, band) => h("tr", {},
           h("th", { scope: "row" }, bandLabel(hz)),
-          REVERB.map(([key]) => h("td", { "data-parameter": key, "data-band": hz }, formatNumber(mic.parameters[key][band]))))))),
+          REVERB.map(([key]) => {
+            const doubt = mic.suspect?.[key]?.[band];
+            return h("td", { "data-parameter": key, "data-band": hz, class: doubt ? "doubtful" : "", title: doubt || "" }, formatNumber(mic.parameters[key][band]), doubt ? "?" : "");
+          }))))),
     ),
     mic.flags.map((flag) => h("p", { class: "flag" }, h("strong", {}, flag.replace(/_/g, " ")), `: ${FLAGS[flag] || flag}`)),
     button("Impulse response (WAV)", fetchWav, { "aria-label": `Download the impulse response of ${phoneName(device, app.state.me)} (WAV)` }));
+}
+
+// The phone's clock, when it heard the sweep, and its speaker's distortion, in one line.
+function chainLine(mic) {
+  const parts = [];
+  if (mic.clock_drift_ppm !== null && mic.clock_drift_ppm !== undefined) parts.push(`clock ${mic.clock_drift_ppm >= 0 ? "+" : ""}${formatNumber(mic.clock_drift_ppm, 0)} ppm (corrected)`);
+  if (mic.start_s !== null && mic.start_s !== undefined) parts.push(`sweep heard ${formatNumber(mic.start_s, 2)} s into the recording`);
+  if (mic.harmonic_level_db !== null && mic.harmonic_level_db !== undefined) parts.push(`harmonics ${formatNumber(mic.harmonic_level_db, 0)} dB`);
+  else if (mic.harmonic_floor_db !== null && mic.harmonic_floor_db !== undefined) parts.push(`harmonics below ${formatNumber(mic.harmonic_floor_db, 0)} dB`);
+  return parts.join(" · ");
 }
 
 async function drawCharts(app, node, measurementId, result) {
@@ -112,7 +164,7 @@ async function drawCharts(app, node, measurementId, result) {
     yLabel: "seconds",
     points: true,
     fromZero: true,
-    series: REVERB.map(([key, label]) => ({ label, values: result.average[key].mean })),
+    series: READ.filter(([key]) => result.average[key]).map(([key, label]) => ({ label, values: result.average[key].mean })),
   });
   let full;
   try {
@@ -171,13 +223,17 @@ export function update(app, node, measurementId) {
   node.dataset.shown = measurement.id;
   const result = measurement.result;
   const why = reasons(result);
+  const doubtful = doubts(result);
+  const read = sources(result);
   const unusable = Object.entries(result.unusable || {});
   const stamp = new Date(measurement.at).toLocaleString();
   replace(node,
     h("h1", {}, "Results"),
     h("p", { class: "small" }, `Measured ${stamp} with ${Object.keys(result.microphones).length} microphone(s). Mean ± spread over the microphones.`),
-    table("Reverberation", REVERB, result),
+    table("Reverberation", READ, result),
+    result.average.reverberation_time ? h("p", { class: "small" }, `T to read: ${result.bands.map((hz, band) => `${bandLabel(hz)} Hz ${read[band] || "none"}`).join(" · ")}`) : null,
     table("Clarity, definition, centre time", CLARITY, result),
+    doubtful.length ? h("details", { class: "card" }, h("summary", {}, `Why ${doubtful.length} band(s) are doubtful (left out of the averages)`), h("ul", {}, doubtful.map((line) => h("li", {}, line)))) : null,
     why.length ? h("details", { class: "card" }, h("summary", {}, `Why ${why.length} value(s) are missing`), h("ul", {}, why.map((line) => h("li", {}, line)))) : null,
     unusable.length ? h("div", { class: "card" }, h("h2", {}, "Recordings not used"), h("ul", {}, unusable.map(([device, reason]) => h("li", {}, `${phoneName(device, app.state.me)}: ${reason}`)))) : null,
     h("div", { class: "chart chart-rt" }),
