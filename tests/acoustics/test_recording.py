@@ -21,6 +21,7 @@ from sonalyze.acoustics import (
     analyse_recording,
     band_filter,
     band_leakage,
+    exponential_sweep,
 )
 from sonalyze.acoustics.analysis import BAND_PARAMETERS, RoomParameters
 
@@ -39,9 +40,10 @@ def within_one_jnd(result: RoomParameters, bands: list[int] | None = None) -> No
 
 
 def test_a_recording_that_began_after_the_sweep_is_analysed_from_its_direct_sound() -> None:
-    """0.1 s late: the sweep had reached 53 Hz, below every band; nothing is lost."""
+    """0.1 s late: the sweep had reached 53 Hz, below every band; nothing is lost, so nothing
+    is flagged."""
     analysis = analyse_recording(pc._late_start(), FS, pc.sweep())
-    assert "late_start" in analysis.flags
+    assert "late_start" not in analysis.flags
     assert analysis.start_s == pytest.approx(-0.1 + 3.3 / 343, abs=0.002)  # 3.3 m away
     assert not any(r for key in BAND_PARAMETERS for r in analysis.parameters.reasons[key])
     within_one_jnd(analysis.parameters)
@@ -62,7 +64,48 @@ def test_with_repeated_sweeps_a_late_start_drops_the_incomplete_first() -> None:
     heard = pc.with_noise(pc.through_room(pc._sweeps(2), lead_in=0.0), pc.PSNR)
     analysis = analyse_recording(heard[round(1.9 * FS) :], FS, pc.sweep(), repeats=2)
     assert analysis.kept == (1,)
+    assert "began 1.8" in analysis.dropped[0]
+    assert "late_start" in analysis.flags and "disturbed" not in analysis.flags
     within_one_jnd(analysis.parameters)
+
+
+def test_with_repeated_sweeps_a_late_start_below_every_band_keeps_them_all() -> None:
+    heard = pc.with_noise(pc.through_room(pc._sweeps(2), lead_in=0.0), pc.PSNR)
+    analysis = analyse_recording(heard[round(0.1 * FS) :], FS, pc.sweep(), repeats=2)
+    assert analysis.kept == (0, 1)
+    assert analysis.start_s < 0 and not analysis.flags
+    within_one_jnd(analysis.parameters)
+
+
+def test_sweeps_too_short_for_the_decay_keep_the_last_ones_tail() -> None:
+    """Two 1 s sweeps: each response is its own for 0.63 s only (then the next sweep's
+    harmonics begin), 38 dB of this room's decay; the last one's goes on to the recording's
+    end, and gives T30."""
+    short = pc.sweep(1.0)
+    heard = pc.through_room(np.tile(short.signal, 2))
+    heard += 1e-4 * np.random.default_rng(1).standard_normal(heard.size)
+    analysis = analyse_recording(heard, FS, short, repeats=2)
+    assert analysis.kept == (0, 1)
+    assert analysis.response.size / FS > 3.0
+    within_one_jnd(analysis.parameters)
+
+
+def test_sweeps_too_short_to_repeat_are_refused() -> None:
+    """0.4 s sweeps back to back: the next sweep's harmonics leave each response 0.25 s."""
+    short = pc.sweep(0.4)
+    with pytest.raises(RecordingAnalysisError, match="play longer sweeps") as caught:
+        analyse_recording(pc.through_room(np.tile(short.signal, 3)), FS, short, repeats=3)
+    assert caught.value.reason == "too_short"
+
+
+def test_one_sweep_too_narrow_to_show_drift_is_analysed_as_recorded() -> None:
+    """An octave around 1 kHz: too few octaves for the drift's dispersion."""
+    narrow = exponential_sweep(600, 1400, 5.0, FS, fade_in=0.05, fade_out=0.02, amplitude=0.5)
+    heard = pc.through_room(narrow.signal)
+    heard += 1e-5 * np.random.default_rng(2).standard_normal(heard.size)
+    analysis = analyse_recording(heard, FS, narrow, bands=[1000])
+    assert math.isnan(analysis.clock_drift_ppm)
+    assert analysis.parameters["T20"][0] == pytest.approx(pc.truth()["T20"][3], rel=0.05)
 
 
 def test_a_recording_that_missed_the_whole_sweep_is_refused_with_the_reason() -> None:

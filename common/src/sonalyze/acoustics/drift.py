@@ -65,6 +65,8 @@ _RATIO_LIMIT = 4.0
 # The coarse search: band centres a third of an octave apart, each band's window twice as wide;
 # the time resolutions (s) of the band energies aligned, coarse to fine.
 _BAND_STEP = 1 / 3
+# One sweep shows its drift only across at least four of those steps.
+MIN_SINGLE_SWEEP_OCTAVES = 4 * _BAND_STEP
 _RESOLUTIONS = (0.2, 0.04, 0.008, 0.0016)
 # The fine estimate's band: from 2 kHz (where a phone speaker's high-pass has left little group
 # delay) to a sixth of an octave below the sweep's end; its window around the first arrival's
@@ -195,10 +197,10 @@ def estimate_drift(
     rec = _checked(recording, sweep, fs, repeats)
     if repeats > 1:
         return _from_spacing(rec, sweep, repeats)
-    if sweep.f2 / sweep.f1 < 2 ** (4 * _BAND_STEP):
+    if sweep.f2 / sweep.f1 < 2**MIN_SINGLE_SWEEP_OCTAVES:
         raise ValueError(
             f"one sweep from {sweep.f1:g} to {sweep.f2:g} Hz spans too few octaves to show its "
-            f"drift (at least {4 * _BAND_STEP:.2f}); play it repeatedly instead"
+            f"drift (at least {MIN_SINGLE_SWEEP_OCTAVES:.2f}); play it repeatedly instead"
         )
     # Far from 1 the drift scales the frequency axis too: resample by the estimate so far and
     # estimate what is left, until it is a clock's drift.

@@ -5,9 +5,12 @@ The steps, in order:
 
 1. **Clock drift.** The speaker's and the microphone's clocks differ; their rate ratio is
    estimated from the recording (:mod:`sonalyze.acoustics.drift`: exact from two or more
-   sweeps, within about a ppm from one) and the recording resampled to the speaker's time base
-   where the estimate is a clock's drift (within
-   :data:`~sonalyze.acoustics.drift.MAX_DRIFT_PPM`) and sure enough. A ratio beyond it that
+   sweeps; from one, mostly within a ppm, but 100 ppm off or more where a reflection nearly as
+   strong as the direct sound follows it within a millisecond, which its standard error then
+   shows) and the recording resampled to the speaker's time base where the estimate is a
+   clock's drift (within :data:`~sonalyze.acoustics.drift.MAX_DRIFT_PPM`) and sure enough (a
+   standard error of at most :data:`MAX_DRIFT_UNCERTAINTY_PPM`). One sweep spanning too few
+   octaves to show its drift is analysed as recorded. A ratio beyond it that
    makes the response much sharper (:data:`MISLABELLED_GAIN_DB`) is a mislabelled sample
    rate: the recording is refused (``sample_rate_mismatch``).
 2. **Deconvolution at every lag** (:func:`~sonalyze.acoustics.deconvolve_all_lags`), so that a
@@ -16,11 +19,16 @@ The steps, in order:
    response recurs every sweep length, and the alignment holding the most energy over all of
    them is taken.
 3. **Late start.** If the recording began after the sweep, the sweep's start (its lowest
-   frequencies) was never recorded: a band the recorded part of the sweep did not cover is
-   refused (NaN, with the reason), the others are exact. With repeated sweeps the incomplete
-   first one is left out instead.
-4. **Repetitions** (:mod:`sonalyze.acoustics.repetitions`): one response per sweep; one that a
-   noise burst disturbed is dropped, the rest averaged synchronously.
+   frequencies) was never recorded: a band the recorded part of the sweep did not wholly
+   cover is refused (NaN, with the reason), the others are exact. With repeated sweeps the
+   incomplete first one is left out instead. A start that missed only frequencies below every
+   band costs nothing.
+4. **Repetitions** (:mod:`sonalyze.acoustics.repetitions`): one response per sweep, each its
+   own until the next sweep's harmonic products begin; compared from the direct sound on, one
+   that a noise burst disturbed is dropped, the rest averaged synchronously. Where sweeps too
+   short for the room's decay leave some band without T30, and the last sweep was kept, its
+   response goes on to the recording's end (no sweep follows it), with one repetition's noise
+   there.
 5. **Parameters** per band (:func:`~sonalyze.acoustics.room_parameters`), with ISO 3382-2's
    checks of each decay's straightness.
 6. **The measurement chain's band limits** (:mod:`sonalyze.acoustics.chain`), judged on the
@@ -52,9 +60,9 @@ from scipy import signal
 from sonalyze.acoustics.analysis import RoomParameters, room_parameters
 from sonalyze.acoustics.chain import band_leakage
 from sonalyze.acoustics.deconvolution import deconvolve_all_lags, harmonic_delays
-from sonalyze.acoustics.drift import correct_drift, estimate_drift
+from sonalyze.acoustics.drift import MIN_SINGLE_SWEEP_OCTAVES, correct_drift, estimate_drift
 from sonalyze.acoustics.filterbank import OCTAVES, band_edges
-from sonalyze.acoustics.repetitions import combine_repetitions
+from sonalyze.acoustics.repetitions import MIN_WINDOWS, WINDOW, combine_repetitions
 from sonalyze.acoustics.response import frequency_response
 from sonalyze.acoustics.signals import Signal, as_signal, resample, sample_rate
 from sonalyze.acoustics.sweep import Sweep
@@ -134,8 +142,8 @@ class RecordingAnalysis:
     parameters : RoomParameters
         Per band, with refused bands NaN and their reasons, suspect values marked.
     response : Signal
-        The impulse response analysed (the repetitions' average), from half the gap to the
-        2nd harmonic before its peak, at ``fs``.
+        The impulse response analysed (the repetitions' average, and the last one's tail
+        where it was taken), from half the gap to the 2nd harmonic before its peak, at ``fs``.
     fs : int
         The sweep's sample rate.
     start_s : float
@@ -150,12 +158,17 @@ class RecordingAnalysis:
     leakage : Signal
         Per band, the share of its filter's output that came from outside the band.
     kept, dropped
-        The repetitions averaged, and those left out with the reason.
+        The repetitions averaged, and those left out with the reason (disturbed, or the first
+        one incomplete after a late start); counted from 0.
     warnings : tuple of str
         What the repetitions' comparison found beyond them: most disturbed, or the room (or
         the clocks) changing between them.
     flags : tuple of str
-        Warnings, in the order of ``FLAGS``.
+        Warnings, each once, in this order: ``psnr_low_for_t30`` (some band has no T30),
+        ``decay_not_straight`` (some band's decay is doubtful), ``band_limited`` (some band
+        refused or doubtful for its leakage), ``late_start`` (bands refused, or the first
+        repetition left out, for a late start), ``disturbed`` (a repetition dropped),
+        ``non_linear`` (:attr:`Harmonics.non_linear`).
     """
 
     parameters: RoomParameters
@@ -209,8 +222,9 @@ def analyse_recording(
     Raises
     ------
     RecordingAnalysisError
-        For a sample-rate mismatch, a recording that began so late that no band is left, or
-        one that ended before the sweep did.
+        For a sample-rate mismatch, a recording that began so late that no band is left, one
+        that ended before the sweep did (or, with repeated sweeps, less than half a second
+        after it), or sweeps too short to be repeated (``too_short``).
     ValueError
         For an empty, non-finite, silent or clipped recording, one shorter than the sweeps, a
         bad sample rate or repeat count.
@@ -227,9 +241,11 @@ def analyse_recording(
             f"the recording ({rec.size / rate:.2f} s) is shorter than {repeats} sweep(s) "
             f"({repeats * period / rate:.2f} s)"
         )
-    drift = estimate_drift(rec, sweep, rate, repeats=repeats)
+    # One sweep too narrow to show its drift is analysed as recorded.
+    narrow = repeats == 1 and math.log2(sweep.f2 / sweep.f1) < MIN_SINGLE_SWEEP_OCTAVES
+    drift = None if narrow else estimate_drift(rec, sweep, rate, repeats=repeats)
     full = deconvolve_all_lags(rec, sweep, rate)
-    if not drift.plausible:
+    if drift is not None and not drift.plausible:
         # A rate no clock drifts by. Mislabelled, if the recording read at that rate gives a
         # response far sharper than read as declared; else the estimate is what failed (one
         # short sweep through a room whose reverberation begins with its direct sound).
@@ -247,44 +263,76 @@ def analyse_recording(
     # Corrected when the estimate is sure enough to help: an error of 1 ppm alone smears the
     # broadband response by about -8 dB (its high bands' phase); one sweep with a strong
     # reflection within a millisecond of the direct sound can be 100 ppm off, and says so.
-    drifting = drift.plausible and drift.uncertainty_ppm <= MAX_DRIFT_UNCERTAINTY_PPM
-    if drifting and drift.ppm:
-        rec = correct_drift(rec, drift.ppm)
-        full = deconvolve_all_lags(rec, sweep, rate)
+    ppm = math.nan
+    if drift is not None and drift.plausible and drift.uncertainty_ppm <= MAX_DRIFT_UNCERTAINTY_PPM:
+        ppm = drift.ppm
+        if ppm:
+            rec = correct_drift(rec, ppm)
+            full = deconvolve_all_lags(rec, sweep, rate)
     start = _alignment(full, period, repeats)
     pre = round(sweep.rate * math.log(2) / 2 * rate)
-    # Each response lasts until the recording ends (the last sweep's), or until the next
-    # sweep's harmonic products begin.
-    after = rec.size - period - (start + (repeats - 1) * period)
-    if repeats > 1:
-        after = min(after, period - round(harmonic_delays(sweep, HARMONICS + 1)[-1] * rate) - pre)
-    if after <= 0:
+    last = start + (repeats - 1) * period  # the last sweep's direct sound
+    tail = rec.size - period - last  # how long the recording holds the last response
+    # Each response is its own until the next sweep's harmonic products begin; the last one's
+    # until the recording ends.
+    own = period - round(harmonic_delays(sweep, HARMONICS + 1)[-1] * rate) - pre
+    after = min(tail, own) if repeats > 1 else tail
+    needed = round(MIN_WINDOWS * WINDOW * rate) if repeats > 1 else 1
+    if repeats > 1 and own < needed:
         raise RecordingAnalysisError(
-            "too_short", "the recording ended before the sweep did: record the room's decay too"
+            "too_short",
+            f"sweeps of {period / rate:g} s played back to back leave no time between one "
+            "sweep's response and the next one's harmonics: play longer sweeps",
+        )
+    if after < needed:
+        raise RecordingAnalysisError(
+            "too_short",
+            "the recording ended before the sweep did, or right after it: record the room's "
+            "decay too",
         )
     missed = _missed_below(sweep, start)
-    complete = [k for k in range(repeats) if k or not missed]
     late_bands = [i for i, nominal in enumerate(bands) if missed > band_edges(nominal, 1)[0]]
-    if not complete:
-        complete = [0]
-        if len(late_bands) == len(bands):
-            raise RecordingAnalysisError(
-                "late_start",
-                f"the recording began {-start / rate:.2f} s after the sweep, which had reached "
-                f"{missed:.0f} Hz: no band is left; start the recording earlier",
-            )
-    else:
+    dropped: dict[int, str] = {}
+    late_first = bool(late_bands) and repeats > 1
+    if late_first:
+        # The first sweep is incomplete, the others are whole: it is left out.
+        dropped[0] = (
+            f"repetition 1 of {repeats}: the recording began {-start / rate:.2f} s after it, "
+            f"which had passed {missed:.0f} Hz by then"
+        )
         late_bands = []
+    elif len(late_bands) == len(bands):
+        raise RecordingAnalysisError(
+            "late_start",
+            f"the recording began {-start / rate:.2f} s after the sweep, which had reached "
+            f"{missed:.0f} Hz: no band is left; start the recording earlier",
+        )
+    complete = [k for k in range(repeats) if k not in dropped]
     copies = [np.roll(full, pre - start - k * period)[: pre + after] for k in complete]
-    combined = combine_repetitions(copies, rate)
+    # Compared from the direct sound on: before it, a repetition holds the previous one's decay.
+    combined = combine_repetitions([copy[pre:] for copy in copies], rate)
     kept = tuple(complete[i] for i in combined.kept)
-    dropped = {complete[i]: reason for i, reason in combined.dropped.items()}
-    response = combined.response
+    dropped |= {complete[i]: reason for i, reason in combined.dropped.items()}
+    response = np.mean([copies[i] for i in combined.kept], axis=0)
     result = room_parameters(response, rate, bands)
+    if kept[-1] == repeats - 1 and tail > after and _t30_missing(result):
+        # Sweeps short for the room's decay. No sweep follows the last: its response goes on,
+        # with one repetition's noise; taken where it gives T30 in more bands.
+        longer = np.concatenate([response, np.roll(full, pre - last)[pre + after : pre + tail]])
+        extended = room_parameters(longer, rate, bands)
+        if _t30_missing(extended) < _t30_missing(result):
+            response, result = longer, extended
+    decay_doubts = {
+        "psnr_low_for_t30": bool(_t30_missing(result)),
+        "decay_not_straight": any(
+            r is not None for key in result.suspect for r in result.suspect[key]
+        ),
+    }
     # The chain's spectrum from the direct sound and the early part, where the noise is least.
     leakage = band_leakage(
         response[pre - round(EARLY_BEFORE * rate) : pre + round(CHAIN_S * rate)], rate, bands
     )
+    limited = False
     for i, nominal in enumerate(bands):
         if i in late_bands:
             result = result.refuse_band(
@@ -293,6 +341,7 @@ def analyse_recording(
                 f"sweep, which had passed {missed:.0f} Hz by then",
             )
         elif leakage[i] > DOUBTFUL_LEAKAGE:
+            limited = True
             said = (
                 f"{nominal:g} Hz band: {100 * leakage[i]:.0f} % of what its filter passes comes "
                 "from outside the band: the speaker or microphone barely reproduces it"
@@ -303,13 +352,10 @@ def analyse_recording(
                 result = result.mark_suspect(i, said)
     harmonics = _harmonics(full, sweep, start + kept[0] * period, bands)
     flags = {
-        "psnr_low_for_t30": any(r is not None for r in result.reasons["T30"]),
-        "decay_not_straight": any(
-            r is not None for key in result.suspect for r in result.suspect[key]
-        ),
-        "band_limited": bool(np.any(leakage > DOUBTFUL_LEAKAGE)),
-        "late_start": start < 0,
-        "disturbed": bool(dropped),
+        **decay_doubts,
+        "band_limited": limited,
+        "late_start": bool(late_bands) or late_first,
+        "disturbed": bool(combined.dropped),
         "non_linear": harmonics.non_linear,
     }
     return RecordingAnalysis(
@@ -317,7 +363,7 @@ def analyse_recording(
         response=response,
         fs=rate,
         start_s=start / rate,
-        clock_drift_ppm=drift.ppm if drifting else math.nan,
+        clock_drift_ppm=ppm,
         harmonics=harmonics,
         leakage=leakage,
         kept=kept,
@@ -325,6 +371,11 @@ def analyse_recording(
         warnings=combined.warnings,
         flags=tuple(flag for flag in _FLAGS if flags[flag]),
     )
+
+
+def _t30_missing(result: RoomParameters) -> int:
+    """How many bands have no T30."""
+    return sum(r is not None for r in result.reasons["T30"])
 
 
 def _sharpness(full: Signal) -> float:
