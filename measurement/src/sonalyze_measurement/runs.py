@@ -323,7 +323,9 @@ class AnalysisRuns:
                 ),
             )
         positions = [
-            mic.model_dump(include={"parameters", "suspect", "reverberation_time"})
+            mic.model_dump(
+                include={"parameters", "suspect", "reverberation_time"}, exclude_none=True
+            )
             for mic in microphones.values()
         ]
         return MeasurementResult(
