@@ -156,14 +156,17 @@ class AnalysisFlag(StrEnum):
     """A warning about one microphone's analysis.
 
     - ``psnr_low_for_t30``: some band's decay is too short above the noise for T30 (ISO 3382-1
-      asks for 45 dB; T30 is null there, ``reverberation_time`` offers the next best).
+      asks for 45 dB; T30 is null there, ``reverberation_time`` offers T20 where it can).
     - ``decay_not_straight``: some band's decay is not straight enough (ISO 3382-2 Annex B: its
       fit's non-linearity or the curvature beyond the limits), as a noise burst during the
       sweep or a coupled space makes it; ``suspect`` names the band and the figures, and the
       spatial average leaves those values out.
     - ``band_limited``: the speaker or microphone barely reproduces some band; its values are
       null (``reasons``) or suspect (``suspect``).
-    - ``late_start``: the recording began after the sweep did; the bands it missed are null.
+    - ``late_start``: the recording began after the sweep did, late enough to miss part of a
+      band: the bands it missed are null or, with repeated sweeps, the incomplete first
+      repetition is left out (``repetitions``). A start that missed only frequencies below
+      every band is exact and not flagged (``start_s`` is negative).
     - ``disturbed``: a repetition of the sweep was disturbed and left out (``repetitions``).
     - ``non_linear``: the speaker's harmonic distortion reaches within 26 dB of the linear
       response (5 % THD): it is separated from the response, but the speaker plays too loud.
@@ -200,8 +203,8 @@ class ParameterDoubts(_Result):
 
 
 class ReverberationTime(_Result):
-    """The reverberation time to read, per band: T30, else T20, else the next best the
-    decay allows, skipping doubtful values; with which one it is."""
+    """The reverberation time to read, per band: T30, else T20 (ISO 3382-2's ranges; no
+    shorter one stands in for them), skipping doubtful values; with which one it is."""
 
     value: PerBand = Field(description="Seconds; null where the band has none.")
     source: list[str | None] = Field(description="Which parameter it is, per band.")

@@ -5,6 +5,9 @@ import { enableAudio } from "../audio.js";
 import { isHost } from "../lobby-state.js";
 import { button, field, h, phoneName, replace } from "../ui.js";
 
+// The measurement service's limit on the sweeps together, in s (MAX_SWEEPS_S).
+const MAX_SWEEPS_S = 60;
+
 const ROLES = [
   ["", "No role"],
   ["speaker", "Speaker"],
@@ -116,10 +119,17 @@ function memberRow(app, member) {
 function hostControls(app) {
   const { lobby } = app.state;
   const running = ["measuring", "uploading", "aborted"].includes(lobby.workflow); // not analysis
-  const duration = h("input", { type: "number", min: 2, max: 30, step: 1, value: app.sweepSeconds || 10, name: "duration", onchange: (e) => (app.sweepSeconds = Number(e.target.value)) });
+  // The sweeps together last at most MAX_SWEEPS_S: longer sweeps allow fewer repetitions.
+  const fits = (n) => n * (app.sweepSeconds || 10) <= MAX_SWEEPS_S;
+  const duration = h("input", { type: "number", min: 2, max: 30, step: 1, value: app.sweepSeconds || 10, name: "duration", onchange: (e) => {
+    app.sweepSeconds = Number(e.target.value);
+    for (const option of repeats.options) option.disabled = !fits(Number(option.value));
+    while (!fits(app.repeats || 1)) app.repeats -= 1;
+    repeats.value = String(app.repeats || 1);
+  } });
   const leadIn = h("input", { type: "number", min: 0.5, max: 10, step: 0.5, value: app.leadIn || 1, name: "lead_in", onchange: (e) => (app.leadIn = Number(e.target.value)) });
   const repeats = h("select", { name: "repeats", onchange: (e) => (app.repeats = Number(e.target.value)) },
-    [1, 2, 3, 4].map((n) => h("option", { value: n, selected: (app.repeats || 1) === n }, n === 1 ? "once" : `${n} times`)));
+    [1, 2, 3, 4].map((n) => h("option", { value: n, selected: (app.repeats || 1) === n, disabled: !fits(n) }, n === 1 ? "once" : `${n} times`)));
   const start = () => act(app, () => app.connection.command("measurement.start", {
     sweep: { duration: app.sweepSeconds || 10, lead_in: app.leadIn || 1, repeats: app.repeats || 1 },
   }));

@@ -8,18 +8,18 @@ import { latestMeasurement } from "../lobby-state.js";
 import { button, download, formatNumber, h, phoneName, replace } from "../ui.js";
 
 const REVERB = [["EDT", "EDT (s)"], ["T20", "T20 (s)"], ["T30", "T30 (s)"]];
-// The reverberation time to read: each microphone's best (T30, else T20, ...), averaged.
+// The reverberation time to read: each microphone's best (T30, else T20), averaged.
 const READ = [["reverberation_time", "T to read (s)"], ...REVERB];
 const CLARITY = [["C50", "C50 (dB)", 1], ["C80", "C80 (dB)", 1], ["D50", "D50", 2], ["Ts", "Ts (ms)", 0, 1000]];
 export const FLAGS = {
   psnr_low_for_t30:
-    "In some bands the decay rose less than 45 dB above the background noise, so T30 could not be measured there; the T to read falls back to T20 (or the early decay) and says so. Play the sweep louder, make the room quieter, or use a longer sweep.",
+    "In some bands the decay rose less than 45 dB above the background noise, so T30 could not be measured there; the T to read falls back to T20 and says so. Play the sweep louder, make the room quieter, or use a longer sweep.",
   decay_not_straight:
     "In some bands the decay is not a straight line (ISO 3382-2 Annex B): a noise during the sweep (speech, a door) or a coupled room. Those values are shown but left out of the averages. Measure again in quiet, or play the sweep several times.",
   band_limited:
     "The phones' speaker or microphone barely reproduces some bands (usually the lowest): what those bands' filters pass comes mostly from their neighbours, so their values are left out or marked.",
   late_start:
-    "This phone started recording after the sweep had begun. The sweep's start was found and the bands it missed are left out; give the phones more silence before the sweep.",
+    "This phone started recording after the sweep had begun: the bands the sweep had already passed are left out (with repeated sweeps, the incomplete first one is). Give the phones more silence before the sweep.",
   disturbed:
     "One of the repeated sweeps was disturbed by a noise; it was left out and the others averaged.",
   non_linear:
@@ -233,7 +233,7 @@ export function update(app, node, measurementId) {
     table("Reverberation", READ, result),
     result.average.reverberation_time ? h("p", { class: "small" }, `T to read: ${result.bands.map((hz, band) => `${bandLabel(hz)} Hz ${read[band] || "none"}`).join(" · ")}`) : null,
     table("Clarity, definition, centre time", CLARITY, result),
-    doubtful.length ? h("details", { class: "card" }, h("summary", {}, `Why ${doubtful.length} band(s) are doubtful (left out of the averages)`), h("ul", {}, doubtful.map((line) => h("li", {}, line)))) : null,
+    doubtful.length ? h("details", { class: "card" }, h("summary", {}, `Why some values are doubtful (${doubtful.length} cause${doubtful.length === 1 ? "" : "s"}; left out of the averages)`), h("ul", {}, doubtful.map((line) => h("li", {}, line)))) : null,
     why.length ? h("details", { class: "card" }, h("summary", {}, `Why ${why.length} value(s) are missing`), h("ul", {}, why.map((line) => h("li", {}, line)))) : null,
     unusable.length ? h("div", { class: "card" }, h("h2", {}, "Recordings not used"), h("ul", {}, unusable.map(([device, reason]) => h("li", {}, `${phoneName(device, app.state.me)}: ${reason}`)))) : null,
     h("div", { class: "chart chart-rt" }),
