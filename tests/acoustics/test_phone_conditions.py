@@ -78,10 +78,15 @@ def test_a_band_the_phones_cannot_reproduce_is_refused(outcomes: dict[str, pc.Ou
     assert all("barely reproduces" in analysis.parameters.reasons[k][0] for k in BAND_PARAMETERS)
 
 
-def test_a_late_start_is_found(outcomes: dict[str, pc.Outcome]) -> None:
-    analysis = analysed(outcomes, next(n for n in NAMES if n.startswith("Recording began")))
-    assert analysis.flags == ("late_start",)
-    assert analysis.start_s == pytest.approx(-0.1 + 3.3 / 343, abs=0.002)
+def test_a_late_start_is_found_and_costs_only_the_bands_it_missed(
+    outcomes: dict[str, pc.Outcome],
+) -> None:
+    slightly, later = (analysed(outcomes, n) for n in NAMES if n.startswith("Recording began"))
+    assert slightly.flags == ()  # the sweep had reached 53 Hz, below every band
+    assert slightly.start_s == pytest.approx(-0.1 + 3.3 / 343, abs=0.002)
+    assert later.flags == ("late_start",)
+    assert later.start_s == pytest.approx(-1.9 + 3.3 / 343, abs=0.002)
+    assert all("which had passed 14" in later.parameters.reasons[k][0] for k in BAND_PARAMETERS)
 
 
 def test_a_mislabelled_sample_rate_is_refused(outcomes: dict[str, pc.Outcome]) -> None:
