@@ -289,3 +289,9 @@ GOOD = np.random.default_rng(5).standard_normal(FS)  # any second of samples
 def test_bad_input_is_refused(rows: list[np.ndarray], fs: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         combine_repetitions(rows, fs)
+
+
+@pytest.mark.parametrize("first", [0, -1, 1.0, True])
+def test_a_bad_first_number_is_refused(first: object) -> None:
+    with pytest.raises(ValueError, match="first must be a positive integer"):
+        combine_repetitions([GOOD, GOOD], FS, first=first)  # type: ignore[arg-type]

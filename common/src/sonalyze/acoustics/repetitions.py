@@ -268,20 +268,26 @@ def _least_disturbed(comparison: Comparison, disturbed: Mask) -> int:
     return int(np.argmin(np.where(disturbed, ratio - 1, 0).sum(axis=(1, 2))))
 
 
-def _reason(comparison: Comparison, disturbed: Mask, index: int) -> str:
-    """Where repetition ``index`` was disturbed, and by how much more energy than the others."""
+def _reason(comparison: Comparison, disturbed: Mask, index: int, first: int) -> str:
+    """Where repetition ``index`` was disturbed, and by how much more energy than the others;
+    the repetitions numbered from ``first`` on."""
     cells = disturbed[index]
     excess = comparison.energy[index][cells].sum() / comparison.others[index][cells].sum()
     after = comparison.window * cells.shape[1]
+    number, played = first + index, first - 1 + len(disturbed)
     return (
-        f"repetition {index + 1} of {len(disturbed)}: {10 * math.log10(excess):.0f} dB more "
+        f"repetition {number} of {played}: {10 * math.log10(excess):.0f} dB more "
         f"energy than the others {comparison.where(cells)}: a disturbance (a door, a voice, a "
         f"knock) during its sweep or in the {after:.1f} s after it"
     )
 
 
 def combine_repetitions(
-    responses: Sequence[ArrayLike], fs: int, bands: Sequence[float] | None = None
+    responses: Sequence[ArrayLike],
+    fs: int,
+    bands: Sequence[float] | None = None,
+    *,
+    first: int = 1,
 ) -> Combined:
     """Average the impulse responses of repeated sweeps, without the disturbed repetitions.
 
@@ -297,6 +303,10 @@ def combine_repetitions(
     bands : sequence of float, optional
         Nominal octave mid-band frequencies to compare in; by default 125 Hz to 8 kHz, those
         whose upper edge lies below ``fs / 2``.
+    first : int, optional
+        The number the words (``dropped``, ``warnings``) give the first response, counting
+        the repetitions played from 1: 2 when the first one played is not among them (the
+        words then say "of" one more than were given).
 
     Returns
     -------
@@ -340,10 +350,13 @@ def combine_repetitions(
     ------
     ValueError
         For no responses, responses of unequal lengths, an empty, multichannel or non-finite
-        response, a bad sample rate, no band below ``fs / 2``, or responses too short to compare.
+        response, a bad sample rate or ``first``, no band below ``fs / 2``, or responses too
+        short to compare.
     """
     rows = _check(responses)
     fs = sample_rate(fs)
+    if isinstance(first, bool) or not isinstance(first, int) or first < 1:
+        raise ValueError(f"first must be a positive integer, not {first!r}")
     count = len(rows)
     if count == 1:
         return Combined(response=rows[0], kept=(0,))
@@ -371,9 +384,11 @@ def combine_repetitions(
         )
     for i in flagged:
         if i in kept:
-            warnings.append(f"{_reason(comparison, disturbed, i)}; kept, the least disturbed")
+            warnings.append(
+                f"{_reason(comparison, disturbed, i, first)}; kept, the least disturbed"
+            )
         else:
-            dropped[i] = _reason(comparison, disturbed, i)
+            dropped[i] = _reason(comparison, disturbed, i, first)
     if len(kept) > 1 and (changed := comparison.changed(kept)).any():
         warnings.append(
             f"the repetitions differ beyond the noise {comparison.where(changed)}, none with "
