@@ -86,7 +86,7 @@ def test_a_late_start_is_found_and_costs_only_the_bands_it_missed(
     assert slightly.start_s == pytest.approx(-0.1 + 3.3 / 343, abs=0.002)
     assert later.flags == ("late_start",)
     assert later.start_s == pytest.approx(-1.9 + 3.3 / 343, abs=0.002)
-    assert all("which had passed 14" in later.parameters.reasons[k][0] for k in BAND_PARAMETERS)
+    assert all("when it had passed 14" in later.parameters.reasons[k][0] for k in BAND_PARAMETERS)
 
 
 def test_a_mislabelled_sample_rate_is_refused(outcomes: dict[str, pc.Outcome]) -> None:

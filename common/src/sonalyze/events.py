@@ -261,8 +261,9 @@ class MicrophoneSummary(_Result):
     )
     clock_drift_ppm: float | None = Field(
         None,
-        description="The microphone's clock re the speaker's, ppm (positive: it runs fast); "
-        "corrected before the analysis.",
+        description="The microphone's clock re the speaker's, ppm (positive: it runs fast), "
+        "corrected before the analysis; null where nothing was corrected (the estimate too "
+        "uncertain, or one sweep too narrow to show it).",
     )
     start_s: float | None = Field(
         None,

@@ -66,7 +66,7 @@ _RATIO_LIMIT = 4.0
 # the time resolutions (s) of the band energies aligned, coarse to fine.
 _BAND_STEP = 1 / 3
 # One sweep shows its drift only across at least four of those steps.
-MIN_SINGLE_SWEEP_OCTAVES = 4 * _BAND_STEP
+_MIN_SINGLE_SWEEP_OCTAVES = 4 * _BAND_STEP
 _RESOLUTIONS = (0.2, 0.04, 0.008, 0.0016)
 # The fine estimate's band: from 2 kHz (where a phone speaker's high-pass has left little group
 # delay) to a sixth of an octave below the sweep's end; its window around the first arrival's
@@ -197,10 +197,10 @@ def estimate_drift(
     rec = _checked(recording, sweep, fs, repeats)
     if repeats > 1:
         return _from_spacing(rec, sweep, repeats)
-    if sweep.f2 / sweep.f1 < 2**MIN_SINGLE_SWEEP_OCTAVES:
+    if not shows_its_drift(sweep):
         raise ValueError(
             f"one sweep from {sweep.f1:g} to {sweep.f2:g} Hz spans too few octaves to show its "
-            f"drift (at least {MIN_SINGLE_SWEEP_OCTAVES:.2f}); play it repeatedly instead"
+            f"drift (at least {_MIN_SINGLE_SWEEP_OCTAVES:.2f}); play it repeatedly instead"
         )
     # Far from 1 the drift scales the frequency axis too: resample by the estimate so far and
     # estimate what is left, until it is a clock's drift.
@@ -217,6 +217,12 @@ def estimate_drift(
     return DriftEstimate(
         ppm=(scale * estimate.ratio - 1) * 1e6, uncertainty_ppm=estimate.uncertainty_ppm * scale
     )
+
+
+def shows_its_drift(sweep: Sweep) -> bool:
+    """Whether one ``sweep`` spans the octaves (four third-octave steps) its dispersion needs to
+    show the drift; repeated sweeps show it whatever they span."""
+    return math.log2(sweep.f2 / sweep.f1) >= _MIN_SINGLE_SWEEP_OCTAVES
 
 
 def correct_drift(recording: ArrayLike, ppm: float) -> Signal:

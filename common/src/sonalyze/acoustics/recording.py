@@ -9,10 +9,11 @@ The steps, in order:
    strong as the direct sound follows it within a millisecond, which its standard error then
    shows) and the recording resampled to the speaker's time base where the estimate is a
    clock's drift (within :data:`~sonalyze.acoustics.drift.MAX_DRIFT_PPM`) and sure enough (a
-   standard error of at most :data:`MAX_DRIFT_UNCERTAINTY_PPM`). One sweep spanning too few
-   octaves to show its drift is analysed as recorded. A ratio beyond it that
-   makes the response much sharper (:data:`MISLABELLED_GAIN_DB`) is a mislabelled sample
-   rate: the recording is refused (``sample_rate_mismatch``).
+   standard error of at most :data:`MAX_DRIFT_UNCERTAINTY_PPM`). A ratio beyond
+   ``MAX_DRIFT_PPM`` that makes the response much sharper (:data:`MISLABELLED_GAIN_DB`) is a
+   mislabelled sample rate: the recording is refused (``sample_rate_mismatch``). One sweep
+   spanning too few octaves to show its drift is analysed as recorded, neither corrected nor
+   checked for a mislabelled rate.
 2. **Deconvolution at every lag** (:func:`~sonalyze.acoustics.deconvolve_all_lags`), so that a
    recording that began after the sweep did still holds its direct sound (at a negative lag).
    The direct sound is the strongest lag; with ``repeats`` sweeps played back to back the
@@ -35,7 +36,7 @@ The steps, in order:
    response's first 0.3 s, where the noise is least. A band whose filter passes more energy
    from outside the band than from inside it (a phone speaker that gives next to nothing below
    300 Hz) measures its neighbours, not itself: it is refused; one that takes more than a
-   quarter from outside (a flat spectrum: 10-15 %) is marked doubtful.
+   quarter from outside (a flat spectrum: 12-14 %) is marked doubtful.
 7. **Harmonic distortion** against the noise in the lags just before each product, so that
    neither noise nor a disturbance is taken for distortion.
 
@@ -60,7 +61,7 @@ from scipy import signal
 from sonalyze.acoustics.analysis import RoomParameters, room_parameters
 from sonalyze.acoustics.chain import band_leakage
 from sonalyze.acoustics.deconvolution import deconvolve_all_lags, harmonic_delays
-from sonalyze.acoustics.drift import MIN_SINGLE_SWEEP_OCTAVES, correct_drift, estimate_drift
+from sonalyze.acoustics.drift import correct_drift, estimate_drift, shows_its_drift
 from sonalyze.acoustics.filterbank import OCTAVES, band_edges
 from sonalyze.acoustics.repetitions import MIN_WINDOWS, WINDOW, combine_repetitions
 from sonalyze.acoustics.response import frequency_response
@@ -85,7 +86,7 @@ MISLABELLED_GAIN_DB = 10.0
 # The drift is corrected when its estimate's standard error is at most this.
 MAX_DRIFT_UNCERTAINTY_PPM = 2.0
 # More of a band's energy from outside it than MAX_LEAKAGE: the band is refused; more than
-# DOUBTFUL_LEAKAGE (a flat spectrum gives 0.1-0.15): its values are doubtful.
+# DOUBTFUL_LEAKAGE (a flat spectrum gives 0.12-0.14): its values are doubtful.
 MAX_LEAKAGE = 0.5
 DOUBTFUL_LEAKAGE = 0.25
 _FLAGS = (
@@ -151,9 +152,10 @@ class RecordingAnalysis:
         tells (latency and sound's travel included); negative if the recording began late.
     clock_drift_ppm : float
         The microphone's clock re the speaker's (positive: it runs fast), corrected before the
-        deconvolution; NaN where the estimate was too uncertain to correct with (its standard
-        error above :data:`MAX_DRIFT_UNCERTAINTY_PPM`: one sweep, and a strong reflection
-        within a millisecond of the direct sound).
+        deconvolution; NaN where nothing was corrected: the estimate too uncertain (its
+        standard error above :data:`MAX_DRIFT_UNCERTAINTY_PPM`: one sweep, and a strong
+        reflection within a millisecond of the direct sound), beyond any clock's drift yet not
+        a mislabelled rate, or one sweep too narrow to show it.
     harmonics : Harmonics
     leakage : Signal
         Per band, the share of its filter's output that came from outside the band.
@@ -164,8 +166,9 @@ class RecordingAnalysis:
         What the repetitions' comparison found beyond them: most disturbed, or the room (or
         the clocks) changing between them.
     flags : tuple of str
-        Warnings, each once, in this order: ``psnr_low_for_t30`` (some band has no T30),
-        ``decay_not_straight`` (some band's decay is doubtful), ``band_limited`` (some band
+        Warnings, each once, in this order, the first two judged on the bands not refused:
+        ``psnr_low_for_t30`` (some band has no T30), ``decay_not_straight`` (some band's
+        decay is doubtful), ``band_limited`` (some band
         refused or doubtful for its leakage), ``late_start`` (bands refused, or the first
         repetition left out, for a late start), ``disturbed`` (a repetition dropped),
         ``non_linear`` (:attr:`Harmonics.non_linear`).
@@ -242,8 +245,8 @@ def analyse_recording(
             f"({repeats * period / rate:.2f} s)"
         )
     # One sweep too narrow to show its drift is analysed as recorded.
-    narrow = repeats == 1 and math.log2(sweep.f2 / sweep.f1) < MIN_SINGLE_SWEEP_OCTAVES
-    drift = None if narrow else estimate_drift(rec, sweep, rate, repeats=repeats)
+    measurable = repeats > 1 or shows_its_drift(sweep)
+    drift = estimate_drift(rec, sweep, rate, repeats=repeats) if measurable else None
     full = deconvolve_all_lags(rec, sweep, rate)
     if drift is not None and not drift.plausible:
         # A rate no clock drifts by. Mislabelled, if the recording read at that rate gives a
@@ -277,11 +280,11 @@ def analyse_recording(
     # until the recording ends.
     own = period - round(harmonic_delays(sweep, HARMONICS + 1)[-1] * rate) - pre
     after = min(tail, own) if repeats > 1 else tail
-    needed = round(MIN_WINDOWS * WINDOW * rate) if repeats > 1 else 1
+    needed = math.ceil(MIN_WINDOWS * WINDOW * rate) if repeats > 1 else 1
     if repeats > 1 and own < needed:
         raise RecordingAnalysisError(
             "too_short",
-            f"sweeps of {period / rate:g} s played back to back leave no time between one "
+            f"sweeps of {period / rate:.2f} s played back to back leave no time between one "
             "sweep's response and the next one's harmonics: play longer sweeps",
         )
     if after < needed:
@@ -297,48 +300,54 @@ def analyse_recording(
     if late_first:
         # The first sweep is incomplete, the others are whole: it is left out.
         dropped[0] = (
-            f"repetition 1 of {repeats}: the recording began {-start / rate:.2f} s after it, "
-            f"which had passed {missed:.0f} Hz by then"
+            f"repetition 1 of {repeats}: the recording began {-start / rate:.2f} s into it (as "
+            f"it reached the microphone), when it had passed {missed:.0f} Hz"
         )
         late_bands = []
     elif len(late_bands) == len(bands):
         raise RecordingAnalysisError(
             "late_start",
-            f"the recording began {-start / rate:.2f} s after the sweep, which had reached "
-            f"{missed:.0f} Hz: no band is left; start the recording earlier",
+            f"the recording began {-start / rate:.2f} s into the sweep (as it reached the "
+            f"microphone), when it had passed {missed:.0f} Hz: no band is left; start the "
+            "recording earlier",
         )
     complete = [k for k in range(repeats) if k not in dropped]
     copies = [np.roll(full, pre - start - k * period)[: pre + after] for k in complete]
     # Compared from the direct sound on: before it, a repetition holds the previous one's decay.
-    combined = combine_repetitions([copy[pre:] for copy in copies], rate)
+    combined = combine_repetitions(
+        [copy[pre:] for copy in copies], rate, bands, first=complete[0] + 1
+    )
     kept = tuple(complete[i] for i in combined.kept)
     dropped |= {complete[i]: reason for i, reason in combined.dropped.items()}
     response = np.mean([copies[i] for i in combined.kept], axis=0)
-    result = room_parameters(response, rate, bands)
-    if kept[-1] == repeats - 1 and tail > after and _t30_missing(result):
-        # Sweeps short for the room's decay. No sweep follows the last: its response goes on,
-        # with one repetition's noise; taken where it gives T30 in more bands.
-        longer = np.concatenate([response, np.roll(full, pre - last)[pre + after : pre + tail]])
-        extended = room_parameters(longer, rate, bands)
-        if _t30_missing(extended) < _t30_missing(result):
-            response, result = longer, extended
-    decay_doubts = {
-        "psnr_low_for_t30": bool(_t30_missing(result)),
-        "decay_not_straight": any(
-            r is not None for key in result.suspect for r in result.suspect[key]
-        ),
-    }
     # The chain's spectrum from the direct sound and the early part, where the noise is least.
     leakage = band_leakage(
         response[pre - round(EARLY_BEFORE * rate) : pre + round(CHAIN_S * rate)], rate, bands
     )
+    refused = set(late_bands) | {i for i, share in enumerate(leakage) if share > MAX_LEAKAGE}
+    result = room_parameters(response, rate, bands)
+    if kept[-1] == repeats - 1 and tail > after and _t30_missing(result, refused):
+        # Sweeps short for the room's decay. No sweep follows the last: its response goes on,
+        # with one repetition's noise; taken where it gives T30 in more bands and makes no
+        # band's decay doubtful (a disturbance after the last sweep is compared with nothing).
+        longer = np.concatenate([response, np.roll(full, pre - last)[pre + after : pre + tail]])
+        extended = room_parameters(longer, rate, bands)
+        if _t30_missing(extended, refused) < _t30_missing(result, refused) and _doubtful(
+            extended, refused
+        ) <= _doubtful(result, refused):
+            response, result = longer, extended
+    # Judged before the chain's marks, and only in the bands that are not refused.
+    decay_doubts = {
+        "psnr_low_for_t30": bool(_t30_missing(result, refused)),
+        "decay_not_straight": bool(_doubtful(result, refused)),
+    }
     limited = False
     for i, nominal in enumerate(bands):
         if i in late_bands:
             result = result.refuse_band(
                 i,
-                f"{nominal:g} Hz band: the recording began {-start / rate:.2f} s after the "
-                f"sweep, which had passed {missed:.0f} Hz by then",
+                f"{nominal:g} Hz band: the recording began {-start / rate:.2f} s into the "
+                f"sweep (as it reached the microphone), when it had passed {missed:.0f} Hz",
             )
         elif leakage[i] > DOUBTFUL_LEAKAGE:
             limited = True
@@ -373,9 +382,19 @@ def analyse_recording(
     )
 
 
-def _t30_missing(result: RoomParameters) -> int:
-    """How many bands have no T30."""
-    return sum(r is not None for r in result.reasons["T30"])
+def _t30_missing(result: RoomParameters, skip: set[int]) -> int:
+    """How many bands, ``skip`` left out, have no T30."""
+    return sum(r is not None for i, r in enumerate(result.reasons["T30"]) if i not in skip)
+
+
+def _doubtful(result: RoomParameters, skip: set[int]) -> set[int]:
+    """The bands, ``skip`` left out, with a doubtful value."""
+    return {
+        i
+        for reasons in result.suspect.values()
+        for i, reason in enumerate(reasons)
+        if reason is not None and i not in skip
+    }
 
 
 def _sharpness(full: Signal) -> float:
