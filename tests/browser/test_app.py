@@ -169,6 +169,16 @@ def test_every_screen_fits_360_px_names_its_controls_and_the_simulation_draws_it
         page.get_by_text("Sweep settings").click()
         screens["lobby"] = (no_horizontal_scroll(page), named_controls(page))
         screenshot(page, "13-lobby-360px")
+        # The sweeps together last a minute at most: a longer sweep lowers the repetitions.
+        page.get_by_label("Play the sweep").select_option("4")
+        length, repeats = page.get_by_label("Sweep length (s)"), page.get_by_label("Play the sweep")
+        offered = "(el) => [...el.options].filter((o) => !o.disabled).map((o) => o.value)"
+        for seconds, chosen, allowed in (("25", "2", ["1", "2"]), ("90", "1", ["1"])):
+            length.fill(seconds)
+            length.press("Tab")
+            assert (repeats.input_value(), repeats.evaluate(offered)) == (chosen, allowed)
+        length.fill("10")
+        length.press("Tab")
         for tab in ("Measure", "Results", "History", "Simulate"):
             page.get_by_role("button", name=tab, exact=True).click()
             page.wait_for_timeout(200)

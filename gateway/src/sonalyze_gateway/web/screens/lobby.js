@@ -119,13 +119,14 @@ function memberRow(app, member) {
 function hostControls(app) {
   const { lobby } = app.state;
   const running = ["measuring", "uploading", "aborted"].includes(lobby.workflow); // not analysis
-  // The sweeps together last at most MAX_SWEEPS_S: longer sweeps allow fewer repetitions.
-  const fits = (n) => n * (app.sweepSeconds || 10) <= MAX_SWEEPS_S;
+  // The sweeps together last at most MAX_SWEEPS_S: longer sweeps allow fewer repetitions (once
+  // is always offered; the server refuses a sweep too long).
+  const fits = (n) => n === 1 || n * (app.sweepSeconds || 10) <= MAX_SWEEPS_S;
   const duration = h("input", { type: "number", min: 2, max: 30, step: 1, value: app.sweepSeconds || 10, name: "duration", onchange: (e) => {
     app.sweepSeconds = Number(e.target.value);
     for (const option of repeats.options) option.disabled = !fits(Number(option.value));
-    while (!fits(app.repeats || 1)) app.repeats -= 1;
-    repeats.value = String(app.repeats || 1);
+    app.repeats = Math.max(1, Math.min(app.repeats || 1, Math.floor(MAX_SWEEPS_S / (app.sweepSeconds || 10))));
+    repeats.value = String(app.repeats);
   } });
   const leadIn = h("input", { type: "number", min: 0.5, max: 10, step: 0.5, value: app.leadIn || 1, name: "lead_in", onchange: (e) => (app.leadIn = Number(e.target.value)) });
   const repeats = h("select", { name: "repeats", onchange: (e) => (app.repeats = Number(e.target.value)) },
