@@ -168,10 +168,9 @@ class RecordingAnalysis:
     flags : tuple of str
         Warnings, each once, in this order, the first two judged on the bands not refused:
         ``psnr_low_for_t30`` (some band has no T30), ``decay_not_straight`` (some band's
-        decay is doubtful), ``band_limited`` (some band
-        refused or doubtful for its leakage), ``late_start`` (bands refused, or the first
-        repetition left out, for a late start), ``disturbed`` (a repetition dropped),
-        ``non_linear`` (:attr:`Harmonics.non_linear`).
+        decay is doubtful), ``band_limited`` (some band refused or doubtful for its leakage),
+        ``late_start`` (bands refused, or the first repetition left out, for a late start),
+        ``disturbed`` (a repetition dropped), ``non_linear`` (:attr:`Harmonics.non_linear`).
     """
 
     parameters: RoomParameters
