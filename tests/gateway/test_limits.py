@@ -29,7 +29,7 @@ def test_failure_window_blocks_after_the_limit_until_the_oldest_expires() -> Non
     window = FailureWindow(limit=3, window_s=60, clock=clock)
     for _ in range(3):
         assert window.blocked("a") is None
-        window.fail("a")
+        window.begin(["a"])
         clock.now += 1
     assert window.blocked("a") == 57  # the first failure (at 100) leaves the window at 160
     assert window.blocked("b") is None, "keys are independent"
@@ -40,5 +40,16 @@ def test_failure_window_blocks_after_the_limit_until_the_oldest_expires() -> Non
 def test_failure_window_forgets_the_oldest_keys_beyond_its_size() -> None:
     window = FailureWindow(limit=1, window_s=60, max_keys=2, clock=Clock())
     for key in ("a", "b", "c"):
-        window.fail(key)
+        window.begin([key])
     assert window.blocked("a") is None and window.blocked("c") is not None
+
+
+def test_attempts_in_flight_count_and_a_success_takes_its_own_back() -> None:
+    clock = Clock()
+    window = FailureWindow(limit=2, window_s=60, clock=clock)
+    first = window.begin(["device", "address"])  # not yet answered
+    clock.now += 1
+    window.begin(["device", "address"])
+    assert window.wait(["other device", "address"]) == 59, "two in flight fill the window"
+    window.succeeded(["device", "address"], first)
+    assert window.wait(["device"]) is None and window.wait(["address"]) is None

@@ -117,17 +117,21 @@ class Commands:
 
     async def _lobby_join(self, body: protocol.LobbyJoin) -> tuple[BaseModel, Follow]:
         keys = (f"device:{self.device_id}", f"address:{self.address}")
-        waits = [w for key in keys if (w := self.gw.join_failures.blocked(key)) is not None]
-        if waits:
+        if (wait := self.gw.join_failures.wait(keys)) is not None:
             self.gw.metrics.rate_limited.labels("join").inc()
-            raise rate_limited("too many wrong join codes", max(waits))
+            raise rate_limited("too many wrong join codes", wait)
+        # Counted as wrong while in flight (no await between the check and this), so that
+        # codes sent at once count; taken back unless the code was wrong.
+        at = self.gw.join_failures.begin(keys)
+        wrong = False
         try:
             changed = await self.gw.lobbies.join(self.device_id, body.code)
         except ServiceError as exc:
-            if exc.code in (ErrorCode.not_found, ErrorCode.bad_request):
-                for key in keys:
-                    self.gw.join_failures.fail(key)
+            wrong = exc.code in (ErrorCode.not_found, ErrorCode.bad_request)
             raise
+        finally:
+            if not wrong:
+                self.gw.join_failures.succeeded(keys, at)
         return _entered(changed.lobby)
 
     async def _lobby_leave(self, _: BaseModel) -> tuple[BaseModel, Follow]:

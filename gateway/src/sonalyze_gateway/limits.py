@@ -1,11 +1,13 @@
 """Rate limits of the gateway: a token bucket per connection for commands, and a sliding
-window of failed join attempts per device and per client address (against code guessing)."""
+window of failed join attempts per device and per client address (against code guessing). An
+attempt counts as failed from the moment it begins until it succeeds, so that guesses sent
+at once, from many connections, count as they go and not only once answered."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 Clock = Callable[[], float]
 
@@ -59,11 +61,28 @@ class FailureWindow:
             return None
         return failures[0] - horizon
 
-    def fail(self, key: str) -> None:
-        failures = self._failures.setdefault(key, deque())
-        self._failures.move_to_end(key)
-        failures.append(self._clock())
-        while len(failures) > self._limit:
-            failures.popleft()
+    def wait(self, keys: Sequence[str]) -> float | None:
+        """``None`` if every one of ``keys`` may try, else the seconds until all may."""
+        waits = [w for key in keys if (w := self.blocked(key)) is not None]
+        return max(waits) if waits else None
+
+    def begin(self, keys: Sequence[str]) -> float:
+        """Count an attempt under each of ``keys`` as a failure from now on; returns its time,
+        for :meth:`succeeded`."""
+        at = self._clock()
+        for key in keys:
+            failures = self._failures.setdefault(key, deque())
+            self._failures.move_to_end(key)
+            failures.append(at)
+            while len(failures) > self._limit:
+                failures.popleft()
         while len(self._failures) > self._max_keys:
             self._failures.popitem(last=False)
+        return at
+
+    def succeeded(self, keys: Sequence[str], at: float) -> None:
+        """The attempt begun at ``at`` did not fail: it no longer counts."""
+        for key in keys:
+            failures = self._failures.get(key)
+            if failures is not None and at in failures:
+                failures.remove(at)
