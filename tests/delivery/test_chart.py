@@ -342,6 +342,18 @@ def test_the_gateway_knows_the_names_the_ingress_serves_the_app_under() -> None:
     assert app_hosts(values) == ["sonalyze.example.org", "*.example.org"]
 
 
+def test_the_gateway_believes_forwarded_addresses_from_behind_the_ingress_only() -> None:
+    def trusted(values: dict[str, Any]) -> list[str]:
+        gateway = named(render(values), "Deployment", "sonalyze-gateway")
+        env = gateway["spec"]["template"]["spec"]["containers"][0]["env"]
+        (value,) = [e["value"] for e in env if e["name"] == "SONALYZE_TRUSTED_PROXIES"]
+        return list(json.loads(value))
+
+    assert "10.0.0.0/8" in trusted({})
+    assert trusted({"gateway": {"trustedProxies": ["10.244.0.0/16"]}}) == ["10.244.0.0/16"]
+    assert trusted({"ingress": {"enabled": False}}) == []
+
+
 def test_a_services_env_overrides_a_setting_once() -> None:
     objects = render({"services": {"gateway": {"env": {"SONALYZE_LOG_LEVEL": "debug"}}}})
     gateway = named(objects, "Deployment", "sonalyze-gateway")

@@ -134,6 +134,8 @@ SONALYZE_ALLOWED_ORIGINS: {{ $root.Values.gateway.allowedOrigins | toJson | quot
 {{- with $root.Values.ingress.host }}{{ $hosts = append $hosts . }}{{ end }}
 {{- range $root.Values.ingress.tls }}{{ range .hosts }}{{ $hosts = append $hosts . }}{{ end }}{{ end }}
 SONALYZE_APP_HOSTS: {{ $hosts | uniq | toJson | quote }}
+{{- /* Behind the Ingress, its controller forwards the phones' addresses. */}}
+SONALYZE_TRUSTED_PROXIES: {{ ternary $root.Values.gateway.trustedProxies (list) $root.Values.ingress.enabled | toJson | quote }}
 {{- else if eq .service "lobby" }}
 SONALYZE_MEASUREMENT_URL: {{ include "sonalyze.url" (dict "root" $root "component" "measurement") | quote }}
 {{- else if eq .service "measurement" }}

@@ -107,4 +107,7 @@ def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
         "ws_ping_interval": settings.protocol_ping_s,
         "ws_ping_timeout": settings.protocol_ping_s,
         "ws_per_message_deflate": False,
+        # The client address is the gateway's to decide (forwarding.py), from trusted proxies
+        # only; uvicorn would believe X-Forwarded-For from any local peer.
+        "proxy_headers": False,
     }

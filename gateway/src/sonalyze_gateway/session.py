@@ -27,6 +27,7 @@ from sonalyze.storage_client import StorageError, StorageNotFound
 from sonalyze_gateway import tokens
 from sonalyze_gateway.commands import Commands, Follow, Outcome, error_reply, rate_limited
 from sonalyze_gateway.feed import Feed
+from sonalyze_gateway.forwarding import client_address
 from sonalyze_gateway.gateway import Gateway
 from sonalyze_gateway.limits import TokenBucket
 from sonalyze_gateway.outbox import Outbox, Outgoing
@@ -46,7 +47,11 @@ class Session:
             websocket, self.settings.send_queue_size, self.settings.slow_consumer_s, self.metrics
         )
         self.connection_id = uuid.uuid4()
-        self.address = websocket.client.host if websocket.client else "unknown"
+        self.address = client_address(
+            websocket.client.host if websocket.client else None,
+            websocket.headers,
+            self.settings.trusted_proxies,
+        )
         self.device_id: UUID | None = None
         self.feed: Feed | None = None
         self.online_in: set[UUID] = set()  # lobbies this connection reported the phone online

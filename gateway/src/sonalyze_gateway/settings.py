@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from typing import Self
 
 from pydantic import Field, FilePath, SecretStr, model_validator
@@ -93,6 +94,14 @@ class GatewaySettings(StorageClientSettings):
         10, ge=1, description="Failed joins allowed per device and per address in the window."
     )
     join_window_s: float = Field(60.0, gt=0, description="Window of the failed-join limit.")
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description=(
+            "Reverse proxies in front of the gateway (addresses or networks, JSON list), "
+            "whose X-Forwarded-For names the phone for the per-address limits; from any "
+            "other peer the header is ignored. Empty: a phone is its connection's peer."
+        ),
+    )
     presence_grace_s: float = Field(
         10.0,
         ge=0,
