@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
 import httpx
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 
 def internal_client(
@@ -21,7 +23,19 @@ def internal_client(
     )
 
 
-async def require_internal_token(request: Request) -> None:
+# Declared as HTTP bearer authentication, so that the OpenAPI documents say how to call the
+# internal APIs and their /docs pages offer to authorize with the token.
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="internal token",
+    description="The token services send each other (sonalyze up prints where it keeps it).",
+)
+
+
+async def require_internal_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+) -> None:
     """FastAPI dependency: refuse a call without the internal token, when one is configured.
 
     The token is compared in constant time and never logged. (Async, so FastAPI runs it on
@@ -30,10 +44,8 @@ async def require_internal_token(request: Request) -> None:
     expected = request.app.state.settings.internal_token
     if expected is None:
         return
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        presented.encode(), expected.get_secret_value().encode()
-    ):
+    presented = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(presented.encode(), expected.get_secret_value().encode()):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing or wrong internal service token",
