@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -247,23 +248,27 @@ def test_one_worker_runs_one_job_at_a_time_and_metrics_count_the_outcomes(
     assert samples(metrics, "sonalyze_simulation_run_duration_seconds_count") == {(): 2.0}
 
 
-def test_a_killed_service_leaves_its_worker_to_finish_and_the_next_one_reports(
+def test_a_killed_services_worker_stops_and_the_next_service_runs_the_job_again(
     storage_url: str, api: httpx.Client
 ) -> None:
-    """The service process dies (SIGKILL) mid-job: its worker outlives it and stores the
-    result; the restarted service does not run the job a second time."""
+    """The service process dies (SIGKILL) mid-job: its worker stops with it (nothing the
+    service started outlives it), and the restarted service, finding the job without a
+    heartbeat, runs it again."""
     lobby_id = lobby(api)["id"]
     with service_process(storage_url) as (process, simulation):
         job_id = submit(simulation, slow_request(), lobby_id).json()["id"]
         wait_for(simulation, job_id, running)
+        workers = [psutil.Process(pid) for pid in worker_pids(job_id)]
+        assert workers
         process.kill()
         process.wait(10)
-    assert worker_pids(job_id), "the worker outlives the service"
+    _, alive = psutil.wait_procs(workers, timeout=60)
+    assert not alive, "the worker stops with its service"
 
     with service_process(storage_url) as (_, simulation):
         job = wait_for(simulation, job_id, ended)
 
-    assert (job["state"], job["attempts"]) == ("succeeded", 1)
+    assert (job["state"], job["attempts"]) == ("succeeded", 2)
     final = api.get(f"/v1/lobbies/{lobby_id}/events").json()[-1]
     assert (final["type"], final["payload"]["state"]) == ("simulation.result", "succeeded")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import signal
@@ -15,9 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 import pytest
 
+from sonalyze.stack.postgres import postmaster_pid
 from tests.conftest import free_port, libpq
 from tests.health import assert_healthy
 
@@ -148,3 +151,73 @@ def test_up_reports_an_unreachable_database_and_exits(tmp_path: Path) -> None:
     with sonalyze_up("--port", str(free_port()), "--database-url", url) as stack:
         stack.wait_for(r"error: the migrations failed \(see the lines above\)", timeout=60)
         assert stack.process.wait(10) == 1
+
+
+def service_process(stack: Stack, name: str) -> psutil.Process:
+    """The running process of one of the stack's services."""
+    (process,) = [
+        child
+        for child in psutil.Process(stack.process.pid).children()
+        if f"sonalyze_{name}" in child.cmdline()
+    ]
+    return process
+
+
+def eventually_ready(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{url}/readyz").status_code != 200:
+        assert time.monotonic() < deadline, f"{url} not ready again"
+        time.sleep(0.5)
+
+
+def test_up_starts_a_killed_service_again_and_its_workers_die_with_it(tmp_path: Path) -> None:
+    port = free_port()
+    with sonalyze_up("--port", str(port), "--data-dir", str(tmp_path / "pg")) as stack:
+        urls = start(stack, port)
+        measurement = service_process(stack, "measurement")
+        workers = measurement.children(recursive=True)  # its analysis pool
+        assert workers, "the analysis pool starts with the service"
+        measurement.kill()
+        stack.wait_for(r"measurement exited with code -9; starting it again in 0\.5 s", 30)
+        stack.wait_for(r"measurement is ready again", 120)
+        assert_healthy(urls["measurement"])
+        _, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, "no analysis worker outlives its service"
+        stack.process.send_signal(signal.SIGINT)
+        assert stack.process.wait(30) == 0
+
+
+def test_up_starts_a_killed_postgres_again_and_storage_recovers(tmp_path: Path) -> None:
+    port, data_dir = free_port(), tmp_path / "pg"
+    with sonalyze_up("--port", str(port), "--data-dir", str(data_dir)) as stack:
+        urls = start(stack, port)
+        token_path = stack.wait_for(r"internal token: (\S+) .*", timeout=5)[1]
+        token = Path(token_path).read_text()
+        pid = postmaster_pid(data_dir)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        stack.wait_for(r"the embedded Postgres stopped; starting it again in 0\.5 s", 30)
+        stack.wait_for(r"the embedded Postgres is running again", 120)
+        eventually_ready(urls["storage"], timeout=60)
+        created = httpx.post(
+            f"{urls['storage']}/v1/devices", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert created.status_code == 201, created.text
+        stack.process.send_signal(signal.SIGINT)
+        assert stack.process.wait(30) == 0
+    assert postmaster_pid(data_dir) is None
+
+
+def test_nothing_outlives_a_killed_sonalyze_up(tmp_path: Path) -> None:
+    port, data_dir = free_port(), tmp_path / "pg"
+    with sonalyze_up("--port", str(port), "--data-dir", str(data_dir)) as stack:
+        start(stack, port)
+        started = psutil.Process(stack.process.pid).children(recursive=True)
+        postmaster = postmaster_pid(data_dir)
+        assert postmaster is not None
+        started.append(psutil.Process(postmaster))
+        stack.process.kill()  # SIGKILL: no clean-up runs in it
+        stack.process.wait()
+        _, alive = psutil.wait_procs(started, timeout=60)
+    assert not alive, [process.cmdline() for process in alive]
+    assert postmaster_pid(data_dir) is None

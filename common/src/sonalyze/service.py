@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request, Response
 
 from sonalyze import __version__
 from sonalyze.health import ReadinessCheck, health_router
+from sonalyze.lifeline import watch_parent
 from sonalyze.logs import configure_logging
 from sonalyze.metrics import HttpMetrics, metrics_response, new_registry
 from sonalyze.settings import ServiceSettings, StorageClientSettings
@@ -122,6 +123,8 @@ def serve(
     ``uvicorn_options`` add to or override the :class:`uvicorn.Config` arguments.
     """
     configure_logging(service, settings.log_level, settings.log_format)
+    if settings.parent_pid is not None:
+        watch_parent(settings.parent_pid)
     app = create_app(settings)
     options: dict[str, Any] = {
         "host": settings.host,

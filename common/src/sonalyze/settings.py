@@ -48,6 +48,14 @@ class ServiceSettings(BaseSettings):
         ),
     )
 
+    parent_pid: int | None = Field(
+        None,
+        description=(
+            "The process that started this one (sonalyze up sets it): once it is gone, this "
+            "one stops as on SIGTERM (sonalyze.lifeline). Unset: it runs on its own."
+        ),
+    )
+
     def internal_token_value(self) -> str | None:
         """The internal token in clear, for a client that sends it."""
         return self.internal_token.get_secret_value() if self.internal_token else None

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from sonalyze.errors import install_error_handler
+from sonalyze.lifeline import watch_parent
 from sonalyze.lobby_client import LobbyClient
 from sonalyze.service import storage_backed_app
 from sonalyze_measurement.analysis import warm_up
@@ -39,7 +40,13 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         def new_pool() -> ProcessPoolExecutor:
             for name in BLAS_THREADS:
                 os.environ.setdefault(name, "1")
-            pool = ProcessPoolExecutor(settings.analysis_workers, mp_context=context)
+            # Each worker stops if this service dies (a pool's workers would run on).
+            pool = ProcessPoolExecutor(
+                settings.analysis_workers,
+                mp_context=context,
+                initializer=watch_parent,
+                initargs=(os.getpid(),),
+            )
             pool.submit(warm_up)  # spawn and import now, not on the first analysis (~3 s)
             return pool
 

@@ -11,11 +11,11 @@ launched again after a growing wait (1 s, doubling to a minute). A worker runnin
 
 Recovery (at start, then every ``recover_every_s``) launches every queued job, and treats a
 running job that no worker here runs and whose heartbeat is older than ``stale_s`` as one
-whose worker died. Workers run in their own session: a Ctrl-C reaches the service only, and
-a worker outlives a service that is killed and finishes its job (its heartbeat keeps recovery
-from starting a second, except while pyroomacoustics holds the interpreter for longer than
-``stale_s``). On an orderly stop the service stops its workers and queues their jobs again
-(the attempt is counted), so the next start resumes them.
+whose worker died. Workers run in their own session, so that a Ctrl-C reaches the service
+only, and watch it (:mod:`sonalyze.lifeline`): a worker stops once its service is gone, killed
+or not, and the next start finds its job without a heartbeat and runs it again. On an orderly
+stop the service stops its workers and queues their jobs again (the attempt is counted), so
+the next start resumes them.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from sonalyze.domain import FINAL_JOB_STATES, JobState
+from sonalyze.lifeline import child_environment
 from sonalyze.storage_api import SimulationJobUpdate
 from sonalyze.storage_client import StorageConflict, StorageError
 from sonalyze_simulation.jobs import Lifecycle
@@ -59,6 +60,7 @@ class WorkerEnvironment:
         env = {
             **BLAS_THREADS,
             **os.environ,
+            **child_environment(),  # it stops if this service dies
             "SONALYZE_JOB_ID": str(job_id),
             "SONALYZE_STORAGE_URL": self.storage_url,
             "SONALYZE_HEARTBEAT_S": str(self.heartbeat_s),
@@ -129,7 +131,7 @@ class LocalRunner:
             if job.id in self._busy or job.id in self._waiting:
                 continue
             if time.time() - job.updated_at.timestamp() < self._stale_s:
-                continue  # a worker is still at it (one that outlived a killed service)
+                continue  # its worker may still be at it
             why = f"its worker stopped reporting ({self._stale_s:g} s without a heartbeat)"
             if await self._lifecycle.worker_stopped(job.id, why):
                 await self.launch(job.id)

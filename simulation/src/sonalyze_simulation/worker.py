@@ -36,6 +36,7 @@ import numpy as np
 import soundfile as sf
 from pydantic import Field, ValidationError
 
+from sonalyze.lifeline import watch_parent
 from sonalyze.logs import configure_logging
 from sonalyze.settings import StorageClientSettings
 from sonalyze.simulation_api import SimulationRequest
@@ -190,6 +191,8 @@ async def _conclude(
 def main() -> None:
     settings = WorkerSettings()
     configure_logging("simulation-worker", settings.log_level, settings.log_format)
+    if settings.parent_pid is not None:  # the local runner's service
+        watch_parent(settings.parent_pid)
     code = asyncio.run(run(settings))
     logging.shutdown()
     sys.stdout.flush()

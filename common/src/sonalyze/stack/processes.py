@@ -1,4 +1,5 @@
-"""Service processes: started with their settings in the environment, logs prefixed."""
+"""Service processes: started with their settings in the environment, logs prefixed, and
+started again when they die, within limits (:class:`RestartPolicy`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 import httpx
+
+from sonalyze.lifeline import child_environment
 
 
 class Console:
@@ -34,7 +37,8 @@ class Console:
 
 class ServiceProcess:
     """One service as ``python -m <module>``, in its own session so that a terminal's Ctrl-C
-    reaches the supervisor only, which then stops the services in order. ``tls``: it serves
+    reaches the supervisor only, which then stops the services in order; it watches the
+    supervisor and stops if that is gone (:mod:`sonalyze.lifeline`). ``tls``: it serves
     HTTPS, and is asked whether it is ready over https."""
 
     def __init__(
@@ -52,9 +56,14 @@ class ServiceProcess:
         self.tls = tls
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         self._console = console
+        self._command = [sys.executable, "-m", module, *args]
+        self._env = {**os.environ, **env, **child_environment()}
+        self._start()
+
+    def _start(self) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            env={**os.environ, **env},
+            self._command,
+            env=self._env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -64,6 +73,12 @@ class ServiceProcess:
         )
         self._pump = threading.Thread(target=self._forward_logs, daemon=True)
         self._pump.start()
+
+    def restart(self) -> None:
+        """Start the service again, as it was first started, after it exited."""
+        assert self._process.poll() is not None, "restart a service that has exited"
+        self._pump.join(2)
+        self._start()
 
     def _forward_logs(self) -> None:
         assert self._process.stdout is not None
@@ -121,3 +136,37 @@ def wait_ready(
         if pending:
             stop.wait(0.2)
     return pending
+
+
+class RestartPolicy:
+    """When to start a service again after it died: after a wait that doubles with each death
+    (from ``first_wait_s`` up to ``max_wait_s``), unless it died ``limit`` times within
+    ``window_s``: then it is given up (a service that cannot start would otherwise loop)."""
+
+    def __init__(
+        self,
+        limit: int = 5,
+        window_s: float = 60.0,
+        first_wait_s: float = 0.5,
+        max_wait_s: float = 8.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._first_wait_s = first_wait_s
+        self._max_wait_s = max_wait_s
+        self._clock = clock
+        self._deaths: list[float] = []
+
+    def died(self) -> float | None:
+        """Count a death; the seconds to wait before starting it again, or None: give up."""
+        now = self._clock()
+        self._deaths = [t for t in self._deaths if t > now - self.window_s] + [now]
+        if len(self._deaths) >= self.limit:
+            return None
+        return float(min(self._max_wait_s, self._first_wait_s * 2 ** (len(self._deaths) - 1)))
+
+    @property
+    def recent(self) -> int:
+        """Deaths within the window, the last counted included."""
+        return len(self._deaths)

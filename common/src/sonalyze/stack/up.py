@@ -1,4 +1,6 @@
-"""``sonalyze up``: the whole system on this machine, one command, Ctrl-C stops it all."""
+"""``sonalyze up``: the whole system on this machine, one command, Ctrl-C stops it all; what
+dies meanwhile is started again (:mod:`sonalyze.stack.supervise`), and nothing it started
+outlives it (:mod:`sonalyze.lifeline`)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from types import FrameType
 from sonalyze.stack.lan import PublicGateway, lan_gateway, loopback_gateway
 from sonalyze.stack.postgres import EmbeddedPostgres
 from sonalyze.stack.processes import Console, ServiceProcess, wait_ready
+from sonalyze.stack.supervise import supervise
 from sonalyze.stack.tls import TlsError
 
 # Start order; they stop in the reverse order, storage (and then Postgres) last.
@@ -80,6 +83,18 @@ def _device_token_secrets(data_dir: Path) -> str:
         with os.fdopen(fd, "w") as file:
             file.write(secrets.token_urlsafe(32))
     return json.dumps([path.read_text().strip()])
+
+
+def _internal_token(data_dir: Path) -> tuple[str, Path]:
+    """A new token for the services' internal calls, kept (readable by this user only) beside
+    the data directory for the length of the run, so that their /docs pages can be tried."""
+    token = secrets.token_urlsafe(32)
+    path = data_dir.with_name(data_dir.name + ".internal-token")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(token)
+    return token, path
 
 
 def _migrate(database_url: str, console: Console) -> bool:
@@ -146,9 +161,10 @@ def run_up(options: UpOptions, console: Console) -> int:
             return 1
         ports = {name: _free_port() for name in SERVICES}
         ports["gateway"] = options.host_port
+        token, token_path = _internal_token(options.data_dir)
         common = {
             "SONALYZE_HOST": "127.0.0.1",
-            "SONALYZE_INTERNAL_TOKEN": secrets.token_urlsafe(32),
+            "SONALYZE_INTERNAL_TOKEN": token,
             "SONALYZE_STORAGE_URL": f"http://127.0.0.1:{ports['storage']}",
         }
         for name in SERVICES:
@@ -183,15 +199,10 @@ def run_up(options: UpOptions, console: Console) -> int:
         for service in sorted(services, key=lambda s: s.name != "gateway"):
             url = public.base_url if service.name == "gateway" else service.url
             console.line(f"{service.name} {url}")
-        while not stop.wait(0.5):
-            dead = [s for s in services if s.exit_code() is not None]
-            if dead:
-                console.line(
-                    f"error: {dead[0].name} exited with code {dead[0].exit_code()}; stopping"
-                )
-                return 1
-        console.line("stopping")
-        return 0
+        console.line(
+            f"internal token: {token_path} (the services' /docs pages: Authorize with its text)"
+        )
+        return supervise(services, postgres, stop, console)
     finally:
         _stop(services, options.stop_timeout_s)
         if postgres is not None:
