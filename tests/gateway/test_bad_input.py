@@ -123,6 +123,13 @@ async def forged(lobby: Lobby) -> object:
     return reply["payload"]["code"], (await phone.closed())[0]
 
 
+async def oversize_token(lobby: Lobby) -> object:
+    """10 kB of token: not one the gateway issued, so unauthorized like any other."""
+    phone = await new_phone(lobby, hello=False)
+    reply = await phone.command("hello", {"token": "x" * 10_000})
+    return reply["payload"]["code"], (await phone.closed())[0]
+
+
 async def refusal(url: str, **options: Any) -> object:
     """The close code and reason a refused connection reads (a page can read these, unlike
     an HTTP refusal of the upgrade)."""
@@ -171,6 +178,7 @@ CASES: list[tuple[str, Case, object]] = [
     ("command before hello", command_before_hello, "unauthorized"),
     ("expired token", expired, ("unauthorized", CloseCode.unauthorized)),
     ("forged token", forged, ("unauthorized", CloseCode.unauthorized)),
+    ("oversize token", oversize_token, ("unauthorized", CloseCode.unauthorized)),
     (
         "wrong Origin",
         wrong_origin,

@@ -60,7 +60,9 @@ class _Payload(BaseModel):
 class Hello(_Payload):
     """First message: who this device is (no token: a new device)."""
 
-    token: str | None = Field(None, max_length=2048, description="A token from an earlier welcome.")
+    # No length limit of its own (the frame's is enough): a token too long to be one the
+    # gateway issued is unauthorized like any other it did not issue.
+    token: str | None = Field(None, description="A token from an earlier welcome.")
 
 
 class LobbyCreate(_Payload):
