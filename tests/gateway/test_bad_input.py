@@ -94,6 +94,12 @@ async def oversize_frame(lobby: Lobby) -> object:
     return await close_of(lobby.guest, frame)
 
 
+async def far_oversize_frame(lobby: Lobby) -> object:
+    """Beyond what the server reads at all (512 KiB by default): 1009 before it is read."""
+    frame = json.dumps({"v": 1, "type": "ping", "id": "huge", "payload": {"x": "a" * 600_000}})
+    return await close_of(lobby.guest, frame)
+
+
 async def binary_frame(lobby: Lobby) -> object:
     """Binary frames are upload chunks: anything else is refused, and the connection stays."""
     await lobby.guest.send_raw(b'{"v": 1, "type": "ping", "id": "b1"}')
@@ -173,6 +179,7 @@ CASES: list[tuple[str, Case, object]] = [
     ("deeply nested JSON", deeply_nested, ("bad_request", None)),
     ("wrong version", wrong_version, ("bad_request", "p1")),
     ("oversize frame", oversize_frame, CloseCode.message_too_large),
+    ("far oversize frame", far_oversize_frame, 1009),
     ("binary frame", binary_frame, ("bad_request", None)),
     ("oversize upload frame", oversize_upload, CloseCode.message_too_large),
     ("command before hello", command_before_hello, "unauthorized"),

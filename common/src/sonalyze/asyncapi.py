@@ -24,9 +24,11 @@ Phones talk to the Sonalyze gateway over one WebSocket, `/v1/ws`, with the subpr
 `{"v": 1, "type", "id", "corr", "lobby", "seq", "ts", "payload"}`; binary frames are upload
 chunks (below).
 
-**Handshake.** The Origin header, when present, must be on the gateway's allow-list (else
-HTTP 403); a client that does not offer `sonalyze.v1` gets HTTP 400; a draining or full
-gateway answers 503. Refusals carry a JSON body `{code, message}`.
+**Handshake.** A connection the gateway will not admit is accepted and closed at once, with a
+close code and a reason, since a browser page cannot read an HTTP refusal of the upgrade:
+4104 for a page from an origin that may not connect (the gateway's own, and those on its
+allow-list, may; so may a client that sends no Origin), 4105 for a client that does not offer
+`sonalyze.v1`, 4000 while the gateway drains, 4004 when it is full.
 
 **Commands and replies.** The first message is `hello`, within 5 s. Each command carries a
 client-chosen `id` (1-64 characters) and gets exactly one reply with `corr` set to that id:
@@ -75,7 +77,8 @@ unavailable, internal.
 
 **Close codes.** 4000-4099: reconnect with backoff and resume. 4100-4199: do not reconnect
 the same way; the same connection would be refused again. 1009 (message too big) is sent
-for frames far above the limit, before the gateway reads them.
+for frames far above the limits (the larger of four times the message limit and twice the
+upload frame limit), before the gateway reads them.
 """
 
 CLOSE_CODE_MEANINGS = {
@@ -84,7 +87,6 @@ CLOSE_CODE_MEANINGS = {
     protocol.CloseCode.idle_timeout: "No message from the client within idle_timeout_s.",
     protocol.CloseCode.internal_error: "The gateway failed to serve this connection.",
     protocol.CloseCode.over_capacity: "The gateway holds all the connections it may; retry later.",
-    protocol.CloseCode.protocol_error: "Not a protocol v1 frame.",
     protocol.CloseCode.unauthorized: "The token in hello is expired, forged or unknown.",
     protocol.CloseCode.hello_timeout: "No hello within 5 s of connecting.",
     protocol.CloseCode.message_too_large: "A frame above the gateway's message size limit.",

@@ -412,7 +412,6 @@ class CloseCode(IntEnum):
     idle_timeout = 4002  # no ping or message within the heartbeat window
     internal_error = 4003
     over_capacity = 4004  # the gateway holds all the connections it may; retry with backoff
-    protocol_error = 4100  # not a protocol v1 frame (binary where text is due, not JSON, ...)
     unauthorized = 4101  # expired or forged token
     hello_timeout = 4102  # no hello within 5 s of connecting
     message_too_large = 4103

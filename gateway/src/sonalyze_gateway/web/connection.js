@@ -14,7 +14,6 @@ export const CLOSES = {
   4002: ["The connection went quiet", true],
   4003: ["The server had a problem", true],
   4004: ["The server is full", true],
-  4100: ["The app and the server disagree on the protocol", false],
   4101: ["This phone's identity expired", false],
   4102: ["The server did not hear from this phone in time", false],
   4103: ["A message was too large", false],
