@@ -158,6 +158,11 @@ def test_a_measurement_from_start_to_the_rooms_parameters(gateway: str) -> None:
         (refused,) = await acks(mic, 1)
         assert refused["type"] == "upload.refused"
         assert (refused["payload"]["code"], refused["payload"]["index"]) == ("bad_request", 0)
+        await mic.send_raw(upload_frames.encode(UUID(mid), 2_000_000, parts[0]))
+        (beyond,) = await acks(mic, 1)
+        assert (beyond["type"], beyond["payload"]["code"]) == ("upload.refused", "bad_request")
+        message = beyond["payload"]["message"]
+        assert message.startswith("index: ") and "{" not in message, "its words, not JSON"
         for index, part in enumerate(parts):
             final = index == len(parts) - 1
             await mic.send_raw(upload_frames.encode(UUID(mid), index, part, final=final))

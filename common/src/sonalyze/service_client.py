@@ -60,8 +60,8 @@ class ServiceClient:
             return ServiceError(ErrorCode(body["code"]), str(body["message"]))
         except (ValueError, KeyError, TypeError):
             pass
-        if response.status_code == 422:
-            return ServiceError(ErrorCode.bad_request, f"{self.service} refused: {response.text}")
+        if response.status_code == 422:  # never pass another service's raw error on
+            return ServiceError(ErrorCode.bad_request, f"{self.service} refused the request")
         if response.status_code >= 500:
             return ServiceError(ErrorCode.unavailable, f"{self.service} failed; try again")
         return ServiceError(ErrorCode.internal, f"{self.service} answered {response.status_code}")
