@@ -146,6 +146,20 @@ def sonalyze_up_on_busy_port(tmp_path: Path) -> Iterator[tuple[Stack, int]]:
             yield stack, port
 
 
+def test_up_not_ready_in_time_says_which_and_how_to_wait_longer(tmp_path: Path) -> None:
+    port, data_dir = free_port(), tmp_path / "pg"
+    with sonalyze_up(
+        "--port", str(port), "--data-dir", str(data_dir), "--ready-timeout", "0.1"
+    ) as stack:
+        stack.wait_for(
+            r"error: not ready after 0\.1 s: .*; a busy machine may need longer: "
+            r"--ready-timeout 180",
+            timeout=90,
+        )
+        assert stack.process.wait(30) == 1
+    assert postmaster_pid(data_dir) is None
+
+
 def test_up_reports_an_unreachable_database_and_exits(tmp_path: Path) -> None:
     url = f"postgresql://nobody@/sonalyze?host={tmp_path}"
     with sonalyze_up("--port", str(free_port()), "--database-url", url) as stack:

@@ -193,7 +193,10 @@ def run_up(options: UpOptions, console: Console) -> int:
             return 1
         if unready:
             names = ", ".join(s.name for s in unready)
-            console.line(f"error: not ready after {options.ready_timeout_s:.0f} s: {names}")
+            console.line(
+                f"error: not ready after {options.ready_timeout_s:g} s: {names}; a busy machine "
+                f"may need longer: --ready-timeout {max(180, 3 * options.ready_timeout_s):g}"
+            )
             return 1
         public.announce(console)
         for service in sorted(services, key=lambda s: s.name != "gateway"):
