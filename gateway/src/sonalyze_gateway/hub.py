@@ -1,9 +1,10 @@
 """The gateway's one subscription to storage's event stream, routed to connections by lobby.
 
 The hub starts at the log's head and follows the stream; when the stream breaks it reconnects
-from the last event it saw, so no event is skipped. Each event is encoded once and offered to
-every feed of its lobby; a feed only appends to its connection's queue, so fan-out never waits
-for a socket.
+from the last event it saw, so no event is skipped. It says so once per outage (at start,
+while storage is still starting, as information), not at every retry. Each event is encoded
+once and offered to every feed of its lobby; a feed only appends to its connection's queue, so
+fan-out never waits for a socket.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class EventHub:
         self._feeds: dict[UUID, set[Feed]] = {}
         self._last_id: int | None = None
         self.connected = False
+        self._outage_said = False  # an outage is logged once, not at every retry
 
     def subscribe(self, feed: Feed) -> None:
         self._feeds.setdefault(feed.lobby_id, set()).add(feed)
@@ -60,12 +62,19 @@ class EventHub:
                             except Exception:  # one connection's failure is not the others'
                                 logger.exception("offering event %s failed", event.id)
             except Exception as exc:
-                logger.warning("event stream interrupted (%s); reconnecting", exc)
+                if self._last_id is None and not self._outage_said:
+                    logger.info("waiting for storage's event stream (%s)", exc)
+                elif not self._outage_said:
+                    logger.warning("event stream interrupted (%s); reconnecting", exc)
+                self._outage_said = True
             self._set_connected(False)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
     def _opened(self) -> None:
+        if self._outage_said:
+            logger.info("event stream connected")
+            self._outage_said = False
         self._set_connected(True)
 
     def _set_connected(self, connected: bool) -> None:
