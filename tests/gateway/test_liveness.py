@@ -4,6 +4,7 @@ and the per-connection command rate limit."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import httpx
@@ -36,6 +37,26 @@ def test_sigterm_drains_readyz_503_then_clients_get_4000(
     with gateway_process(settings) as process:
         asyncio.run(scenario(process.url, process.http, process.terminate))
         assert process.process.wait(20) is not None
+
+
+def test_a_phone_that_pings_but_reads_nothing_is_not_cut_off_by_a_keepalive(gateway: str) -> None:
+    """A page busy elsewhere reads nothing for a while, yet sends its pings: it stays
+    connected and then gets every reply. (WebSocket protocol pings, unanswered while the page
+    read nothing, closed it with 1011 after 40 s, a code it cannot act on.)"""
+
+    async def scenario() -> None:
+        # Its WebSocket layer holds one message and then stops reading; no pings of its own.
+        phone = await Phone.connect(gateway, max_queue=1, ping_interval=None)
+        phone.reading.clear()
+        for index in range(50):  # beyond the protocol pings' 20 s interval and 20 s timeout
+            await phone.send_raw(json.dumps({"v": 1, "type": "ping", "id": f"p{index}"}))
+            await asyncio.sleep(1)
+        phone.reading.set()
+        assert (await phone.ok("ping")) == {}
+        assert {f"p{index}" for index in range(50)} <= {m["corr"] for m in phone.uncorrelated}
+        await phone.close()
+
+    asyncio.run(scenario())
 
 
 def test_a_silent_phone_is_closed_4002_and_shown_offline(

@@ -44,9 +44,11 @@ its `seq`; events continue from `seq + 1`. After a dropped connection, `hello` w
 then `resume {lobby_id, after_seq}` with the last seq seen: the ack is followed by every missed
 event in order, then live ones, whichever gateway process the phone reaches.
 
-**Liveness.** The gateway sends WebSocket pings; browsers cannot see them, so a client sends
-`ping` every `heartbeat_s` (from `welcome`). A connection silent for `idle_timeout_s` is closed
-with 4002 and its phone shown offline. A phone that reconnects within the presence grace never
+**Liveness.** A client sends `ping` every `heartbeat_s` (from `welcome`); the gateway sends
+no WebSocket pings (a browser page could not see them). A connection silent for
+`idle_timeout_s` is closed with 4002 and its phone shown offline; one that stops reading while
+its queue fills is closed with 4001. These and the codes below are the only ways the gateway
+ends a connection. A phone that reconnects within the presence grace never
 shows as offline.
 
 **Uploads.** A microphone uploads its recording after `measurement.upload {measurement_id,

@@ -104,8 +104,12 @@ def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
             4 * settings.max_message_bytes,
             2 * (settings.max_upload_chunk_bytes + upload_frames.HEADER_BYTES),
         ),
-        "ws_ping_interval": settings.protocol_ping_s,
-        "ws_ping_timeout": settings.protocol_ping_s,
+        # No protocol pings: the phones' own pings (idle timeout, 4002) find a dead connection,
+        # and the send queue (4001) a phone that stops reading. A protocol ping would end
+        # either first with 1011, a code a page cannot act on, and would also end a busy phone
+        # whose unanswered commands held up the pong behind them.
+        "ws_ping_interval": None,
+        "ws_ping_timeout": None,
         "ws_per_message_deflate": False,
         # The client address is the gateway's to decide (forwarding.py), from trusted proxies
         # only; uvicorn would believe X-Forwarded-For from any local peer.

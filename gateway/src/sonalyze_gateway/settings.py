@@ -57,9 +57,6 @@ class GatewaySettings(StorageClientSettings):
     idle_timeout_s: float = Field(
         45.0, gt=0, description="Silence after which a connection is closed (4002)."
     )
-    protocol_ping_s: float = Field(
-        20.0, gt=0, description="Interval of WebSocket protocol pings (and their timeout)."
-    )
     max_message_bytes: int = Field(
         64 * 1024, ge=1024, description="Largest text frame a client may send (else 4103)."
     )
