@@ -47,7 +47,7 @@ def cases(w: dict[str, str]) -> list[tuple[str, str, dict, int, str]]:
             "/v1/lobbies",
             {"json": {"code": "ABCD9999", "host_device_id": w["host"], "max_members": "many"}},
             422,
-            "int_parsing",
+            "int_type",
         ),
         (
             "POST",
@@ -177,6 +177,35 @@ def cases(w: dict[str, str]) -> list[tuple[str, str, dict, int, str]]:
             {"json": {"expected_version": 1, "state": "running", "progress": 2}},
             422,
             "less_than_equal",
+        ),
+        # Only JSON's own types, as the schema says: no "3" for 3, no false for 0.
+        (
+            "PATCH",
+            f"/v1/simulation-jobs/{UNKNOWN}",
+            {"json": {"expected_version": 1, "state": "running", "progress": False}},
+            422,
+            "float_type",
+        ),
+        (
+            "PATCH",
+            f"/v1/analyses/{UNKNOWN}",
+            {"json": {"expected_version": "1", "state": "running"}},
+            422,
+            "int_type",
+        ),
+        (
+            "POST",
+            f"{lobby_url}/changes",
+            {"json": {"expected_version": 1, "locked": 1}},
+            422,
+            "bool_type",
+        ),
+        (
+            "POST",
+            "/v1/lobbies",
+            {"json": {"code": "ABCD9999", "host_device_id": w["host"], "max_members": True}},
+            422,
+            "int_type",
         ),
     ]
 

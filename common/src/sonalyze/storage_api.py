@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, model_validator
 
 from sonalyze.domain import (
     BlobState,
@@ -31,7 +31,12 @@ EventType = Annotated[
 JoinCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{4,16}$")]
 ClientRequestId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 MAX_ERROR_CHARS = 2000  # the longest error a recording, analysis or job keeps
-Version = Annotated[int, Field(ge=1, description="The version the change was based on.")]
+# Numbers and flags of a request take JSON's own types only, as the schema says: validation
+# would otherwise take "3" for 3 and false for 0.
+Count = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
+Fraction = Annotated[float, Strict()]
+Version = Annotated[Count, Field(ge=1, description="The version the change was based on.")]
 
 
 MAX_CHUNKS = 1_000_001
@@ -96,7 +101,7 @@ class LobbyCreate(_In):
     code: JoinCode
     host_device_id: UUID
     name: str | None = Field(None, max_length=80)
-    max_members: int = Field(10, ge=1, le=100)
+    max_members: Count = Field(10, ge=1, le=100)
     events: list[EventIn] = Field(default_factory=list, max_length=100)
 
 
@@ -157,9 +162,9 @@ class LobbyChange(_In):
     name: str | None = Field(None, max_length=80)
     host_device_id: UUID | None = None
     workflow_state: WorkflowState | None = None
-    max_members: int | None = Field(None, ge=1, le=100)
-    locked: bool | None = None
-    close: bool = False
+    max_members: Count | None = Field(None, ge=1, le=100)
+    locked: Flag | None = None
+    close: Flag = False
     upsert_participants: list[ParticipantUpsert] = Field(default_factory=list, max_length=100)
     remove_participants: list[UUID] = Field(default_factory=list, max_length=100)
     events: list[EventIn] = Field(default_factory=list, max_length=100)
@@ -213,7 +218,7 @@ class BlobChunks(BaseModel):
 class BlobComplete(_In):
     """Seal a blob: its chunks must be exactly 0..chunk_count-1."""
 
-    chunk_count: int = Field(ge=1, le=MAX_CHUNKS)
+    chunk_count: Count = Field(ge=1, le=MAX_CHUNKS)
 
 
 # Measurements and recordings ------------------------------------------------------------------
@@ -280,7 +285,7 @@ class JobUpdate(_In):
 
     expected_version: Version
     state: JobState
-    progress: float | None = Field(None, ge=0, le=1)
+    progress: Fraction | None = Field(None, ge=0, le=1)
     error: str | None = Field(None, max_length=MAX_ERROR_CHARS)
     result: dict[str, Any] | None = None
     events: list[EventIn] = Field(default_factory=list, max_length=100)
@@ -314,7 +319,7 @@ class SimulationJobCreate(_In):
 class SimulationJobUpdate(JobUpdate):
     """A state change of a simulation job; a worker beginning its run says ``new_attempt``."""
 
-    new_attempt: bool = Field(
+    new_attempt: Flag = Field(
         False, description="A worker begins an attempt: count it (and note the first start)."
     )
 
