@@ -33,7 +33,12 @@ def lobby(storage_url: str, measurement_url: str) -> Iterator[httpx.Client]:
     settings = LobbySettings(
         storage_url=storage_url, internal_token=TOKEN, measurement_url=measurement_url
     )
-    with serving(create_lobby_app(settings)) as url, httpx.Client(base_url=url, headers=AUTH) as c:
+    # A generous timeout: the first start waits for the measurement service, whose analysis
+    # workers are starting on a machine that may be busy.
+    with (
+        serving(create_lobby_app(settings)) as url,
+        httpx.Client(base_url=url, headers=AUTH, timeout=60) as c,
+    ):
         yield c
 
 
