@@ -179,13 +179,13 @@ class Session:
         try:
             if self.device_id is None:
                 raise ServiceError(ErrorCode.unauthorized, "say hello first")
-            if (wait_s := self.uploads.take()) is not None:
-                self.metrics.rate_limited.labels("uploads").inc()
-                raise rate_limited("too many upload frames", wait_s)
-            try:
+            try:  # read first, so that every refusal names the chunk
                 frame = upload_frames.parse(data)
             except upload_frames.FrameError as exc:
                 raise ServiceError(ErrorCode.bad_request, str(exc)) from None
+            if (wait_s := self.uploads.take()) is not None:
+                self.metrics.rate_limited.labels("uploads").inc()
+                raise rate_limited("too many upload frames", wait_s)
             if not frame.crc_ok:
                 raise ServiceError(
                     ErrorCode.bad_request, f"CRC32 mismatch: send chunk {frame.index} again"
