@@ -22,6 +22,7 @@ from scipy.signal import fftconvolve
 from sonalyze import upload_frames
 from sonalyze.acoustics import room_parameters
 from sonalyze.acoustics.recording import BANDS
+from sonalyze.client import Client
 from sonalyze_gateway.settings import GatewaySettings
 from sonalyze_lobby.app import create_app as create_lobby_app
 from sonalyze_lobby.settings import LobbySettings
@@ -30,7 +31,7 @@ from sonalyze_measurement.settings import MeasurementSettings
 from sonalyze_measurement.sweeps import design, render
 from sonalyze_storage.settings import StorageSettings
 from tests.conftest import TOKEN, free_port, serving, with_room_for_audio
-from tests.gateway.conftest import ORIGIN, SECRET
+from tests.gateway.conftest import ORIGIN, SECRET, gateway_serving
 from tests.gateway.phone import Phone
 from tests.measurement.test_analysis import room
 
@@ -302,3 +303,37 @@ def test_a_phone_has_its_own_upload_analysed_outside_a_room_measurement(gateway:
         await phone.close()
 
     asyncio.run(scenario())
+
+
+def test_a_measurement_through_the_python_client(gateway_settings: GatewaySettings) -> None:
+    """sonalyze.client as a phone uses it: the sweep downloaded, the recording uploaded in
+    chunks (all acknowledged, the last one completing it, those refused for coming too fast
+    sent again), the analysis heard."""
+    ir = room(3)
+    slow = gateway_settings.model_copy(update={"uploads_per_s": 4.0, "upload_burst": 3})
+
+    async def scenario() -> None:
+        async with Client(gateway) as host, Client(gateway) as mic:
+            joined = await host.command("lobby.create")
+            await mic.command("lobby.join", {"code": joined.code})
+            for phone, role in ((host, "speaker"), (mic, "microphone")):
+                await host.command("role.assign", {"device_id": str(phone.device_id), "role": role})
+            for phone in (host, mic):
+                await phone.command("role.update", {"status": "ready"})
+            await host.command("measurement.start", {"sweep": SWEEP})
+            started = (await mic.wait_for("measurement.started")).payload
+            wav = await host.download(started["sweep_path"])
+            samples, _ = soundfile.read(io.BytesIO(wav), dtype="float64")
+            np.testing.assert_allclose(samples, render(design(**SWEEP)).signal, atol=2**-23)
+            mid = UUID(started["measurement_id"])
+            last = await mic.upload(mid, recording(ir), chunk_bytes=60_000)
+            assert last.state == "complete"
+            result = (await host.wait_for("analysis.result", within_s=180)).payload
+            assert result["error"] is None
+            assert str(mic.device_id) in result["result"]["microphones"]
+
+    with gateway_serving(slow) as gateway:
+        asyncio.run(scenario())
+        metrics = httpx.get(gateway.replace("ws://", "http://")[: -len("/v1/ws")] + "/metrics")
+    limited = 'sonalyze_ws_rate_limited_total{limit="uploads"}'
+    assert limited in metrics.text and f"{limited} 0.0" not in metrics.text, "chunks were resent"

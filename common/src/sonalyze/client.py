@@ -1,0 +1,423 @@
+"""A Python client of protocol v1: one device's connection to the gateway, as a phone makes it.
+
+:class:`Client` says hello (keeping its token, so a reconnect is the same device), sends
+commands and returns their typed acks (:data:`sonalyze.protocol.ACKS`), or raises
+:class:`CommandFailed` with the gateway's code; it waits and retries a command the gateway
+rate-limited. It keeps each lobby's events in ``seq`` order, each once, and pings as ``welcome``
+asks. When the connection drops, or the gateway closes it with a code that says reconnect
+(4000-4099), it reconnects with backoff, says hello with its token, resumes every lobby it
+follows from the last ``seq`` it has, and sends again the commands still unanswered under their
+ids (the gateway answers a repeated id with its first reply and never runs it twice). It also
+measures the clock offset to the gateway (``time.sync``), uploads a recording in chunks with
+resume and resend (:meth:`Client.upload`), and downloads what a member may (WAV files).
+
+Used by ``sonalyze demo``, the tests and the benchmarks::
+
+    async with Client("ws://127.0.0.1:8000/v1/ws") as phone:
+        joined = await phone.command("lobby.create")
+        state = await phone.wait_for("lobby.state")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import httpx
+from pydantic import BaseModel
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin, Subprotocol
+
+from sonalyze import protocol, upload_frames
+from sonalyze.errors import ErrorCode
+from sonalyze.measurement_api import ChunkAck
+
+logger = logging.getLogger(__name__)
+RETRIES = 5  # of a rate-limited command, and of a refused chunk
+BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)  # between reconnect attempts, the last repeated
+
+
+class CommandFailed(Exception):
+    """The gateway refused a command (or an upload): its error code and message."""
+
+    def __init__(self, kind: str, error: protocol.Error) -> None:
+        super().__init__(f"{kind}: {error.code.value}: {error.message}")
+        self.code = error.code
+        self.message = error.message
+        self.retry_after_ms = error.retry_after_ms
+
+
+class ConnectionLost(Exception):
+    """The gateway closed the connection with a code that says not to reconnect (4100-4199),
+    or the client was closed."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """A lobby event: its type, lobby, ``seq``, server time (ms) and payload as sent."""
+
+    type: str
+    lobby: UUID
+    seq: int
+    ts: float
+    payload: dict[str, Any]
+
+    def model(self) -> BaseModel:
+        """The payload as its model (:data:`sonalyze.protocol.SERVER_EVENTS`)."""
+        return protocol.SERVER_EVENTS[self.type].model_validate(self.payload)
+
+
+class Client:
+    """One device's connection to the gateway at ``url`` (``ws://`` or ``wss://``); see the
+    module's notes. ``token``: be the device an earlier welcome named."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        origin: str | None = None,
+        reconnect: bool = True,
+    ) -> None:
+        self.url = url
+        self.token = token
+        self.device_id: UUID | None = None
+        self.events: list[Event] = []
+        self._origin = origin
+        self._reconnect = reconnect
+        self._ids = itertools.count(1)
+        self._ws: ClientConnection | None = None
+        self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
+        self._last_seq: dict[UUID, int] = {}  # the lobbies followed, and the last seq of each
+        self._uploads: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._arrived = asyncio.Event()
+        self._taken: set[tuple[UUID, int]] = set()  # the events wait_for returned
+        self._closed: BaseException | None = None
+        self._online = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.reconnects = 0
+
+    # Connection ---------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def connect(self) -> protocol.Welcome:
+        """Open the connection and say hello; the welcome."""
+        welcome = await self._open()
+        self._tasks = [
+            asyncio.create_task(self._run()),
+            asyncio.create_task(self._heartbeat(welcome.heartbeat_s)),
+        ]
+        return welcome
+
+    async def close(self) -> None:
+        """Close the connection; unanswered commands fail with :class:`ConnectionLost`."""
+        self._closed = ConnectionLost("the client was closed")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._ws is not None:
+            await self._ws.close()
+        self._fail_pending(self._closed)
+
+    async def _open(self) -> protocol.Welcome:
+        ws = await connect(
+            self.url,
+            subprotocols=[Subprotocol(protocol.SUBPROTOCOL)],
+            compression=None,
+            origin=Origin(self._origin) if self._origin else None,
+            max_size=2**22,
+            ping_interval=None,  # the gateway sends none either; we ping as welcome asks
+        )
+        hello = {"v": 1, "type": "hello", "id": "hello", "payload": {"token": self.token}}
+        await ws.send(json.dumps(hello))
+        reply = json.loads(await ws.recv())
+        if reply["type"] != "welcome":
+            await ws.close()
+            raise CommandFailed("hello", protocol.Error.model_validate(reply["payload"]))
+        welcome = protocol.Welcome.model_validate(reply["payload"])
+        self.device_id, self.token = welcome.device_id, welcome.token
+        self._ws = ws
+        self._online.set()
+        return welcome
+
+    async def _run(self) -> None:
+        """Read until closed; reconnect, resume and resend when the gateway says to."""
+        while True:
+            assert self._ws is not None
+            try:
+                async for text in self._ws:
+                    self._receive(json.loads(text))
+            except ConnectionClosed:
+                pass
+            self._online.clear()
+            code = self._ws.close_code
+            if not self._reconnect or (code is not None and not _reconnectable(code)):
+                self._closed = ConnectionLost(
+                    f"closed by the gateway: {code} {self._ws.close_reason}"
+                )
+                self._fail_pending(self._closed)
+                self._arrived.set()
+                return
+            await self._reopen()
+
+    async def _reopen(self) -> None:
+        for attempt in itertools.count():
+            await asyncio.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
+            try:
+                await self._open()
+            except (OSError, ConnectionClosed, TimeoutError) as exc:
+                logger.info("reconnecting to %s: %s", self.url, exc)
+                continue
+            self.reconnects += 1
+            assert self._ws is not None
+            for lobby, seq in list(self._last_seq.items()):
+                resume = {"lobby_id": str(lobby), "after_seq": seq}
+                await self._ws.send(self._frame("resume", resume, f"resume-{next(self._ids)}"))
+            for text, _ in list(self._pending.values()):
+                await self._ws.send(text)
+            return
+
+    def _receive(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind in ("ack", "error", "welcome"):
+            entry = self._pending.pop(message.get("corr") or "", None)
+            if entry is not None and not entry[1].done():
+                entry[1].set_result(message)
+        elif kind in protocol.UPLOAD_REPLIES:
+            self._uploads.put_nowait(message)
+        elif message.get("lobby") is not None:
+            self._event(message)
+        self._arrived.set()
+
+    def _event(self, message: dict[str, Any]) -> None:
+        lobby, seq = UUID(message["lobby"]), int(message["seq"])
+        if message["type"] == "lobby.state":  # a connection follows one lobby at a time
+            self._last_seq = {lobby: max(seq, self._last_seq.get(lobby, 0))}
+        elif seq <= self._last_seq.get(lobby, 0):
+            return  # had it already (a resume sends from what it was told, which may overlap)
+        else:
+            self._last_seq[lobby] = seq
+        self.events.append(
+            Event(message["type"], lobby, seq, float(message["ts"]), message["payload"])
+        )
+
+    def _fail_pending(self, error: BaseException) -> None:
+        for _, future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+
+    async def _heartbeat(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            with contextlib.suppress(CommandFailed, ConnectionLost, TimeoutError):
+                await self.command("ping", within_s=every_s)
+
+    # Commands and events ------------------------------------------------------------------------
+
+    def _frame(self, kind: str, payload: dict[str, Any], command_id: str) -> str:
+        return json.dumps({"v": 1, "type": kind, "id": command_id, "payload": payload})
+
+    async def command(
+        self,
+        kind: str,
+        payload: dict[str, Any] | BaseModel | None = None,
+        *,
+        within_s: float = 60.0,
+    ) -> Any:
+        """Send ``kind`` and return its ack's payload as its model; :class:`CommandFailed` if
+        refused. A rate-limited command is sent again after the wait the gateway names."""
+        if isinstance(payload, BaseModel):
+            payload = payload.model_dump(mode="json", exclude_none=True)
+        body = payload or {}
+        for attempt in range(RETRIES + 1):
+            reply = await self._send(kind, body, within_s)
+            if reply["type"] == "ack":
+                if kind == "lobby.leave":
+                    self._last_seq.clear()
+                return protocol.ACKS[kind].model_validate(reply["payload"])
+            error = protocol.Error.model_validate(reply["payload"])
+            if error.code != ErrorCode.rate_limited or attempt == RETRIES:
+                raise CommandFailed(kind, error)
+            await asyncio.sleep((error.retry_after_ms or 1000) / 1000)
+        raise AssertionError("unreachable")
+
+    async def _send(self, kind: str, body: dict[str, Any], within_s: float) -> dict[str, Any]:
+        if self._closed is not None:
+            raise self._closed
+        command_id = f"c{next(self._ids)}"
+        text = self._frame(kind, body, command_id)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[command_id] = (text, future)
+        if self._online.is_set() and self._ws is not None:
+            with contextlib.suppress(ConnectionClosed):  # sent again once reconnected
+                await self._ws.send(text)
+        try:
+            return await asyncio.wait_for(future, within_s)
+        finally:
+            self._pending.pop(command_id, None)
+
+    async def wait_for(
+        self, kind: str, *, within_s: float = 60.0, where: Callable[[Event], bool] | None = None
+    ) -> Event:
+        """The next event of type ``kind`` (matching ``where``) that no earlier call returned:
+        one received already, or the next to arrive."""
+        async with asyncio.timeout(within_s):
+            while True:
+                for event in self.events:
+                    key = (event.lobby, event.seq)
+                    if event.type == kind and key not in self._taken and (where or _any)(event):
+                        self._taken.add(key)
+                        return event
+                if self._closed is not None:
+                    raise self._closed
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    async def wait_for_seq(self, seq: int, *, within_s: float = 60.0) -> None:
+        """Wait until the lobby followed has sent every event up to ``seq``."""
+        async with asyncio.timeout(within_s):
+            while max(self._last_seq.values(), default=0) < seq:
+                if self._closed is not None:
+                    raise self._closed
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    # Time, uploads and downloads ----------------------------------------------------------------
+
+    async def clock_offset_ms(self, samples: int = 8) -> tuple[float, float]:
+        """The gateway's clock minus this one (ms) and the round trip it was measured over,
+        from the fastest of ``samples`` exchanges (NTP's estimate: the error is at most half
+        the round trip)."""
+        best: tuple[float, float] | None = None
+        for _ in range(samples):
+            t0 = protocol.now_ms()
+            reply: protocol.TimeSyncReply = await self.command("time.sync", {"t0": t0})
+            t3 = protocol.now_ms()
+            round_trip = (t3 - t0) - (reply.t2 - reply.t1)
+            offset = ((reply.t1 - t0) + (reply.t2 - t3)) / 2
+            if best is None or round_trip < best[1]:
+                best = (offset, round_trip)
+        assert best is not None
+        return best
+
+    async def upload(
+        self,
+        measurement_id: UUID,
+        data: bytes,
+        *,
+        container: str = "wav",
+        chunk_bytes: int = 256 * 1024,
+        within_s: float = 300.0,
+    ) -> ChunkAck:
+        """Upload a recording in chunks; the last chunk's ack (``state`` complete or invalid).
+
+        It goes in passes: ``measurement.upload``, then every chunk not yet acknowledged, then
+        a reply to each. Refused chunks go again in the next pass when the refusal says to (a
+        CRC mismatch; too many frames at once, after a second's wait), and after a reconnect
+        every chunk not yet acknowledged does. A refusal that says not to (the measurement
+        ended, say), or ``RETRIES`` passes in a row that acknowledge nothing, raise
+        :class:`CommandFailed`."""
+        parts = [data[i : i + chunk_bytes] for i in range(0, len(data), chunk_bytes)] or [b""]
+        acked: dict[int, ChunkAck] = {}
+        idle_passes = 0
+        async with asyncio.timeout(within_s):
+            while len(acked) < len(parts):
+                before, reconnects = len(acked), self.reconnects
+                await self.command(
+                    "measurement.upload",
+                    {"measurement_id": str(measurement_id), "format": {"container": container}},
+                )
+                sent = [i for i in range(len(parts)) if i not in acked]
+                for index in sent:
+                    final = index == len(parts) - 1
+                    frame = upload_frames.encode(measurement_id, index, parts[index], final=final)
+                    await self._send_frame(frame)
+                refusal = await self._collect(measurement_id, len(sent), acked, reconnects)
+                if len(acked) > before:
+                    idle_passes = 0
+                    continue
+                idle_passes += 1
+                if refusal is not None and (refusal.code not in _RESEND or idle_passes > RETRIES):
+                    raise CommandFailed("upload", refusal)
+                if refusal is not None and refusal.code == ErrorCode.rate_limited:
+                    await asyncio.sleep(1.0)
+        return acked[len(parts) - 1]
+
+    async def _collect(
+        self, measurement_id: UUID, count: int, acked: dict[int, ChunkAck], reconnects: int
+    ) -> protocol.Error | None:
+        """The replies to ``count`` frames (until a reconnect): acks into ``acked``; the last
+        refusal, if any."""
+        refusal = None
+        for _ in range(count):
+            reply = await self._next_upload_reply(reconnects)
+            if reply is None:
+                break  # reconnected: the next pass asks where the upload stands
+            if reply["type"] == "upload.ack":
+                ack = ChunkAck.model_validate(reply["payload"])
+                if ack.measurement_id == measurement_id:
+                    acked[ack.index] = ack
+                continue
+            refused = protocol.UploadRefused.model_validate(reply["payload"])
+            refusal = protocol.Error(code=refused.code, message=refused.message)
+        return refusal
+
+    async def _send_frame(self, frame: bytes) -> None:
+        await self._online.wait()
+        assert self._ws is not None
+        with contextlib.suppress(ConnectionClosed):  # a reconnect sends what is unacknowledged
+            await self._ws.send(frame)
+
+    async def _next_upload_reply(self, reconnects: int) -> dict[str, Any] | None:
+        """The next upload reply, or None once the client reconnected."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    return await self._uploads.get()
+            if self.reconnects != reconnects:
+                return None
+            if self._closed is not None:
+                raise self._closed
+
+    async def download(self, path: str) -> bytes:
+        """GET ``path`` (as the gateway gives it, ``/v1/...``) with this device's token."""
+        base = self.url.replace("ws", "http", 1).removesuffix("/v1/ws")
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            response = await http.get(path, headers=headers)
+        if response.is_error:
+            body = response.json()
+            raise CommandFailed(path, protocol.Error(code=body["code"], message=body["message"]))
+        return response.content
+
+
+# Upload refusals after which the chunk is sent again.
+_RESEND = frozenset({ErrorCode.bad_request, ErrorCode.rate_limited})
+# Closes that are no one's fault: going away, dropped (no close frame), server error, restart.
+_DROPPED = frozenset({1001, 1006, 1011, 1012, 1013})
+
+
+def _reconnectable(code: int) -> bool:
+    """Reconnect after a documented 4000-4099 and after a connection that dropped."""
+    return protocol.should_reconnect(code) or code in _DROPPED
+
+
+def _any(_: Event) -> bool:
+    return True
