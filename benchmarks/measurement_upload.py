@@ -32,9 +32,9 @@ from uuid import UUID
 import numpy as np
 import pyroomacoustics as pra
 import soundfile
-from stack import Phone, sonalyze_up
+from stack import sonalyze_up
 
-from sonalyze import upload_frames
+from sonalyze.client import Client
 from sonalyze_measurement.sweeps import design, render
 
 FS = 48_000
@@ -61,41 +61,38 @@ def recordings(count: int, sweep_seconds: float) -> list[bytes]:
     return out
 
 
-async def upload(phone: Phone, mid: str, data: bytes, chunk: int) -> float:
-    """Send every chunk, then wait for every reply; the time the last reply arrived."""
-    await phone.call("measurement.upload", {"measurement_id": mid, "format": {"container": "wav"}})
-    parts = [data[i : i + chunk] for i in range(0, len(data), chunk)]
-    for index, part in enumerate(parts):
-        final = index == len(parts) - 1
-        await phone.ws.send(upload_frames.encode(UUID(mid), index, part, final=final))
-    replies = await phone.wait("upload.ack", len(parts))
-    if phone.events.get("upload.refused"):
-        raise RuntimeError(f"refused: {phone.events['upload.refused'][0][1]}")
-    return float(replies[-1][0])
+async def upload(phone: Client, mid: UUID, data: bytes, chunk: int) -> float:
+    """Upload the recording (every chunk acknowledged); the time the last ack arrived."""
+    ack = await phone.upload(mid, data, chunk_bytes=chunk)
+    if ack.state != "complete":
+        raise RuntimeError(f"the recording is {ack.state}: {ack.error}")
+    return time.perf_counter()
 
 
 async def one_round(url: str, data: list[bytes], args: argparse.Namespace) -> tuple[float, float]:
-    host = await Phone.connect(url)
-    mics = [await Phone.connect(url) for _ in data]
-    code = (await host.call("lobby.create", {}))["code"]
+    host = Client(url)
+    mics = [Client(url) for _ in data]
+    for phone in (host, *mics):
+        await phone.connect()
+    code = (await host.command("lobby.create")).code
     for mic in mics:
-        await mic.call("lobby.join", {"code": code})
-        await host.call("role.assign", {"device_id": mic.device_id, "role": "microphone"})
-        await mic.call("role.update", {"status": "ready"})
-    await host.call("role.assign", {"device_id": host.device_id, "role": "speaker"})
-    await host.call("role.update", {"status": "ready"})
-    await host.call("measurement.start", {"sweep": {"duration": args.sweep_seconds}})
-    ((_, started),) = await host.wait("measurement.started")
-    mid = started["payload"]["measurement_id"]
+        await mic.command("lobby.join", {"code": code})
+        await host.command("role.assign", {"device_id": str(mic.device_id), "role": "microphone"})
+        await mic.command("role.update", {"status": "ready"})
+    await host.command("role.assign", {"device_id": str(host.device_id), "role": "speaker"})
+    await host.command("role.update", {"status": "ready"})
+    await host.command("measurement.start", {"sweep": {"duration": args.sweep_seconds}})
+    started = await host.wait_for("measurement.started")
+    mid = UUID(started.payload["measurement_id"])
     begun = time.perf_counter()
     sends = (upload(m, mid, d, args.chunk_bytes) for m, d in zip(mics, data, strict=True))
-    done = await asyncio.gather(*sends)
-    last = max(done)
-    ((arrived, result),) = await host.wait("analysis.result")
-    if result["payload"]["error"]:
-        raise RuntimeError(result["payload"]["error"])
+    last = max(await asyncio.gather(*sends))
+    result = await host.wait_for("analysis.result", within_s=600)
+    arrived = time.perf_counter()
+    if result.payload["error"]:
+        raise RuntimeError(result.payload["error"])
     for phone in (host, *mics):
-        await phone.ws.close()
+        await phone.close()
     return last - begun, arrived - last
 
 
