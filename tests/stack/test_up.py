@@ -235,3 +235,38 @@ def test_nothing_outlives_a_killed_sonalyze_up(tmp_path: Path) -> None:
         _, alive = psutil.wait_procs(started, timeout=60)
     assert not alive, [process.cmdline() for process in alive]
     assert postmaster_pid(data_dir) is None
+
+
+def test_demo_measures_and_simulates_its_virtual_room(tmp_path: Path) -> None:
+    """The README's first steps: sonalyze up, then sonalyze demo."""
+    port = free_port()
+    with sonalyze_up("--port", str(port), "--data-dir", str(tmp_path / "pg")) as stack:
+        start(stack, port)
+        url = f"ws://127.0.0.1:{port}/v1/ws"
+        demo = subprocess.run(
+            [sys.executable, "-m", "sonalyze.cli", "demo", "--url", url, "--json"],
+            capture_output=True, text=True, timeout=900, check=False,
+        )  # fmt: skip
+        assert demo.returncode == 0, demo.stderr
+        assert "analysed; simulating the same room" in demo.stderr, "it says how it goes"
+        table = json.loads(demo.stdout)
+        stack.process.send_signal(signal.SIGINT)
+        assert stack.process.wait(30) == 0
+    bands = {row["band_hz"]: row for row in table["bands"]}
+    for band in (500.0, 1000.0, 2000.0):
+        row = bands[band]
+        assert abs(row["measured"]["T30"] / row["truth"]["T30"] - 1) <= 0.10, row
+    for band in (500.0, 1000.0):
+        assert bands[band]["simulated"]["T30"] is not None
+        assert 0 < bands[band]["eyring_s"] < bands[band]["sabine_s"]
+
+
+def test_demo_without_a_stack_says_how_to_start_one() -> None:
+    url = f"ws://127.0.0.1:{free_port()}/v1/ws"
+    demo = subprocess.run(
+        [sys.executable, "-m", "sonalyze.cli", "demo", "--url", url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert demo.returncode == 1
+    assert f"error: no gateway answers at {url}" in demo.stderr
+    assert "start one: sonalyze up" in demo.stderr

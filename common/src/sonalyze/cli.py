@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -76,7 +77,45 @@ def _parser() -> argparse.ArgumentParser:
         help="with --lan: the unencrypted PEM private key of that certificate",
     )
     up.set_defaults(subparser=up)
+    demo = commands.add_parser(
+        "demo",
+        help="measure and simulate a virtual room through a running stack, no phone needed",
+        description=(
+            "Against a running stack (sonalyze up), four virtual phones measure a virtual room "
+            "(one speaker, three microphones with their own clock offsets, one at 44.1 kHz), "
+            "then the same room is simulated; prints, per octave band, the measured T20, T30, "
+            "EDT and C80 (mean +- spread), the virtual room's own values, the simulated ones, "
+            "Sabine and Eyring. Progress goes to standard error; exit 1 if a step failed."
+        ),
+    )
+    demo.add_argument(
+        "--url",
+        default="ws://127.0.0.1:8000/v1/ws",
+        help="the gateway's WebSocket (default ws://127.0.0.1:8000/v1/ws, sonalyze up's)",
+    )
+    demo.add_argument("--json", action="store_true", help="print the table as JSON")
     return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from sonalyze import demo
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        rows = asyncio.run(demo.run(args.url, progress))
+    except OSError as exc:
+        print(
+            f"error: no gateway answers at {args.url} ({exc}); start one: sonalyze up",
+            file=sys.stderr,
+        )
+        return 1
+    except Exception as exc:  # every failure is the user's to read, as one line
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(demo.as_json(rows) if args.json else demo.table(rows))
+    return 0
 
 
 def _check_tls_options(args: argparse.Namespace) -> None:
@@ -107,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             console,
         )
+    if args.command == "demo":
+        return _demo(args)
     return 2  # unreachable: argparse requires a command
 
 
