@@ -82,3 +82,21 @@ def test_a_client_reconnects_to_a_restarted_gateway_and_misses_nothing(
         finally:
             done.set()
             worker.join()
+
+
+def test_another_client_of_the_same_device_gets_its_own_replies(gateway: str) -> None:
+    """The gateway answers a repeated (device, id) with its first reply: a second client of
+    a device (token=) must not reuse the first one's ids."""
+
+    async def scenario() -> None:
+        async with Client(gateway) as first:
+            joined = await first.command("lobby.create")
+        async with Client(gateway, token=first.token) as again:
+            assert again.device_id == first.device_id
+            assert isinstance(await again.command("ping"), protocol.Empty)
+            resumed = await again.command(
+                "resume", {"lobby_id": str(joined.lobby_id), "after_seq": 0}
+            )
+            assert resumed.lobby_id == joined.lobby_id
+
+    asyncio.run(scenario())

@@ -5,9 +5,12 @@ commands and returns their typed acks (:data:`sonalyze.protocol.ACKS`), or raise
 :class:`CommandFailed` with the gateway's code; it waits and retries a command the gateway
 rate-limited. It keeps each lobby's events in ``seq`` order, each once, and pings as ``welcome``
 asks. When the connection drops, or the gateway closes it with a code that says reconnect
-(4000-4099), it reconnects with backoff, says hello with its token, resumes every lobby it
+(4000-4099), it reconnects with backoff, says hello with its token, resumes the lobby it
 follows from the last ``seq`` it has, and sends again the commands still unanswered under their
-ids (the gateway answers a repeated id with its first reply and never runs it twice). It also
+ids, before it takes new ones. A gateway process answers a repeated id with its first reply and
+never runs it twice; a command whose reply was lost when its gateway died may run again on
+another (a second lobby, say). It gives up (:class:`ConnectionLost`) when the gateway no longer
+knows the device or closes with a code that says not to reconnect. It also
 measures the clock offset to the gateway (``time.sync``), uploads a recording in chunks with
 resume and resend (:meth:`Client.upload`), and downloads what a member may (WAV files).
 
@@ -28,15 +31,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.typing import Origin, Subprotocol
 
 from sonalyze import protocol, upload_frames
+from sonalyze.domain import RecordingState
 from sonalyze.errors import ErrorCode
 from sonalyze.measurement_api import ChunkAck
 
@@ -93,13 +97,16 @@ class Client:
         self.events: list[Event] = []
         self._origin = origin
         self._reconnect = reconnect
+        # Ids unique to this client: the gateway answers a repeated (device, id) with its
+        # first reply, and another client may be this device too (token=).
+        self._prefix = uuid4().hex[:10]
         self._ids = itertools.count(1)
         self._ws: ClientConnection | None = None
         self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
         self._last_seq: dict[UUID, int] = {}  # the lobbies followed, and the last seq of each
         self._uploads: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._arrived = asyncio.Event()
-        self._taken: set[tuple[UUID, int]] = set()  # the events wait_for returned
+        self._taken: set[tuple[str, UUID, int]] = set()  # the events wait_for returned
         self._closed: BaseException | None = None
         self._online = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -134,8 +141,9 @@ class Client:
         if self._ws is not None:
             await self._ws.close()
         self._fail_pending(self._closed)
+        self._arrived.set()  # a wait_for elsewhere raises now
 
-    async def _open(self) -> protocol.Welcome:
+    async def _open(self, *, online: bool = True) -> protocol.Welcome:
         ws = await connect(
             self.url,
             subprotocols=[Subprotocol(protocol.SUBPROTOCOL)],
@@ -153,7 +161,8 @@ class Client:
         welcome = protocol.Welcome.model_validate(reply["payload"])
         self.device_id, self.token = welcome.device_id, welcome.token
         self._ws = ws
-        self._online.set()
+        if online:
+            self._online.set()
         return welcome
 
     async def _run(self) -> None:
@@ -168,30 +177,62 @@ class Client:
             self._online.clear()
             code = self._ws.close_code
             if not self._reconnect or (code is not None and not _reconnectable(code)):
-                self._closed = ConnectionLost(
-                    f"closed by the gateway: {code} {self._ws.close_reason}"
-                )
-                self._fail_pending(self._closed)
-                self._arrived.set()
+                self._lost(f"closed by the gateway: {code} {self._ws.close_reason}")
                 return
-            await self._reopen()
+            if not await self._reopen():
+                return
 
-    async def _reopen(self) -> None:
+    def _lost(self, why: str) -> None:
+        """Give up: every waiting command and wait_for raises :class:`ConnectionLost`."""
+        self._closed = ConnectionLost(why)
+        self._fail_pending(self._closed)
+        self._arrived.set()
+
+    async def _reopen(self) -> bool:
+        """Reconnect, resume the lobby followed and send the unanswered commands again, and
+        only then take new ones; False if the gateway refuses this device (a bad token)."""
         for attempt in itertools.count():
             await asyncio.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
             try:
-                await self._open()
-            except (OSError, ConnectionClosed, TimeoutError) as exc:
+                await self._open(online=False)
+                await self._resume()
+                assert self._ws is not None
+                for text, _ in list(self._pending.values()):
+                    await self._ws.send(text)
+            except CommandFailed as refused:
+                if refused.code == ErrorCode.unauthorized:
+                    self._lost(f"the gateway no longer knows this device: {refused.message}")
+                    return False
+                logger.info("reconnecting to %s: %s", self.url, refused)  # unavailable, ...
+            except (OSError, WebSocketException, TimeoutError) as exc:
                 logger.info("reconnecting to %s: %s", self.url, exc)
-                continue
-            self.reconnects += 1
-            assert self._ws is not None
-            for lobby, seq in list(self._last_seq.items()):
-                resume = {"lobby_id": str(lobby), "after_seq": seq}
-                await self._ws.send(self._frame("resume", resume, f"resume-{next(self._ids)}"))
-            for text, _ in list(self._pending.values()):
-                await self._ws.send(text)
-            return
+            else:
+                self.reconnects += 1
+                self._online.set()
+                return True
+            if self._ws is not None:
+                await self._ws.close()
+        raise AssertionError("unreachable")
+
+    async def _resume(self) -> None:
+        """Resume the lobby followed from the last seq seen, reading until its ack (what comes
+        first is handled as usual); :class:`CommandFailed` if refused."""
+        assert self._ws is not None
+        for lobby, seq in list(self._last_seq.items()):
+            command_id = f"{self._prefix}-resume-{next(self._ids)}"
+            resume = {"lobby_id": str(lobby), "after_seq": seq}
+            await self._ws.send(self._frame("resume", resume, command_id))
+            async with asyncio.timeout(60):
+                while True:
+                    message = json.loads(await self._ws.recv())
+                    if message.get("corr") == command_id:
+                        break
+                    self._receive(message)
+            if message["type"] == "error":
+                error = protocol.Error.model_validate(message["payload"])
+                if error.code not in (ErrorCode.not_found, ErrorCode.forbidden):
+                    raise CommandFailed("resume", error)  # worth another try
+                del self._last_seq[lobby]  # closed, or no longer a member: nothing to follow
 
     def _receive(self, message: dict[str, Any]) -> None:
         kind = message["type"]
@@ -249,19 +290,28 @@ class Client:
         for attempt in range(RETRIES + 1):
             reply = await self._send(kind, body, within_s)
             if reply["type"] == "ack":
-                if kind == "lobby.leave":
-                    self._last_seq.clear()
-                return protocol.ACKS[kind].model_validate(reply["payload"])
+                ack = protocol.ACKS[kind].model_validate(reply["payload"])
+                self._entered(kind, ack)
+                return ack
             error = protocol.Error.model_validate(reply["payload"])
             if error.code != ErrorCode.rate_limited or attempt == RETRIES:
                 raise CommandFailed(kind, error)
             await asyncio.sleep((error.retry_after_ms or 1000) / 1000)
         raise AssertionError("unreachable")
 
+    def _entered(self, kind: str, ack: BaseModel) -> None:
+        """Follow the lobby an ack says this connection entered (its events go on from the
+        seq the ack names), or none after leaving: a reconnect resumes from there."""
+        if kind == "lobby.leave":
+            self._last_seq.clear()
+        elif isinstance(ack, protocol.Joined | protocol.Resumed):
+            seq = ack.seq if isinstance(ack, protocol.Joined) else ack.after_seq
+            self._last_seq = {ack.lobby_id: max(seq, self._last_seq.get(ack.lobby_id, 0))}
+
     async def _send(self, kind: str, body: dict[str, Any], within_s: float) -> dict[str, Any]:
         if self._closed is not None:
             raise self._closed
-        command_id = f"c{next(self._ids)}"
+        command_id = f"{self._prefix}-{next(self._ids)}"
         text = self._frame(kind, body, command_id)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[command_id] = (text, future)
@@ -281,7 +331,7 @@ class Client:
         async with asyncio.timeout(within_s):
             while True:
                 for event in self.events:
-                    key = (event.lobby, event.seq)
+                    key = (event.type, event.lobby, event.seq)
                     if event.type == kind and key not in self._taken and (where or _any)(event):
                         self._taken.add(key)
                         return event
@@ -326,17 +376,20 @@ class Client:
         chunk_bytes: int = 256 * 1024,
         within_s: float = 300.0,
     ) -> ChunkAck:
-        """Upload a recording in chunks; the last chunk's ack (``state`` complete or invalid).
+        """Upload a recording in chunks; the ack that ended it (``state`` complete or invalid:
+        the one that left no chunk missing, whichever chunk that was).
 
         It goes in passes: ``measurement.upload``, then every chunk not yet acknowledged, then
         a reply to each. Refused chunks go again in the next pass when the refusal says to (a
         CRC mismatch; too many frames at once, after a second's wait), and after a reconnect
         every chunk not yet acknowledged does. A refusal that says not to (the measurement
-        ended, say), or ``RETRIES`` passes in a row that acknowledge nothing, raise
+        ended, say), or more than ``RETRIES`` passes in a row that acknowledge nothing, raise
         :class:`CommandFailed`."""
         parts = [data[i : i + chunk_bytes] for i in range(0, len(data), chunk_bytes)] or [b""]
         acked: dict[int, ChunkAck] = {}
         idle_passes = 0
+        while not self._uploads.empty():  # replies to an upload before this one
+            self._uploads.get_nowait()
         async with asyncio.timeout(within_s):
             while len(acked) < len(parts):
                 before, reconnects = len(acked), self.reconnects
@@ -354,11 +407,17 @@ class Client:
                     idle_passes = 0
                     continue
                 idle_passes += 1
+                if refusal is None and idle_passes > RETRIES:
+                    refusal = protocol.Error(
+                        code=ErrorCode.unavailable,
+                        message=f"no chunk acknowledged in {RETRIES} passes",
+                    )
                 if refusal is not None and (refusal.code not in _RESEND or idle_passes > RETRIES):
                     raise CommandFailed("upload", refusal)
                 if refusal is not None and refusal.code == ErrorCode.rate_limited:
                     await asyncio.sleep(1.0)
-        return acked[len(parts) - 1]
+        ending = [ack for ack in acked.values() if ack.state != RecordingState.uploading]
+        return ending[0] if ending else acked[len(parts) - 1]
 
     async def _collect(
         self, measurement_id: UUID, count: int, acked: dict[int, ChunkAck], reconnects: int
@@ -376,6 +435,8 @@ class Client:
                     acked[ack.index] = ack
                 continue
             refused = protocol.UploadRefused.model_validate(reply["payload"])
+            if refused.measurement_id not in (None, measurement_id):
+                continue
             refusal = protocol.Error(code=refused.code, message=refused.message)
         return refusal
 
