@@ -268,5 +268,5 @@ def test_demo_without_a_stack_says_how_to_start_one() -> None:
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert demo.returncode == 1
-    assert f"error: no gateway answers at {url}" in demo.stderr
+    assert f"error: cannot reach a gateway at {url}" in demo.stderr
     assert "start one: sonalyze up" in demo.stderr

@@ -27,7 +27,7 @@ def internal_client(
 # internal APIs and their /docs pages offer to authorize with the token.
 _BEARER = HTTPBearer(
     auto_error=False,
-    scheme_name="internal token",
+    scheme_name="internalToken",
     description="The token services send each other (sonalyze up prints where it keeps it).",
 )
 

@@ -107,7 +107,8 @@ def _demo(args: argparse.Namespace) -> int:
         rows = asyncio.run(demo.run(args.url, progress))
     except OSError as exc:
         print(
-            f"error: no gateway answers at {args.url} ({exc}); start one: sonalyze up",
+            f"error: cannot reach a gateway at {args.url} ({exc}); is one running? start one: "
+            "sonalyze up",
             file=sys.stderr,
         )
         return 1

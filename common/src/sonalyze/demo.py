@@ -113,9 +113,9 @@ async def run(url: str, progress: Progress) -> list[Row]:
 
     async with Client(url) as host:
         phones = [Client(url) for _ in MICROPHONES]
-        for phone in phones:
-            await phone.connect()
         try:
+            for phone in phones:
+                await phone.connect()
             joined = await host.command("lobby.create", {"name": "sonalyze demo"})
             progress(f"lobby {joined.code}: one speaker, {len(phones)} microphones")
             for phone in phones:

@@ -26,7 +26,7 @@ def client_address(peer: str | None, headers: Headers, trusted: Sequence[Network
     if not _trusted(peer, trusted):
         return peer
     hops = [
-        hop.strip()
+        _host(hop)
         for value in headers.getlist("x-forwarded-for")
         for hop in value.split(",")
         if hop.strip()
@@ -34,12 +34,24 @@ def client_address(peer: str | None, headers: Headers, trusted: Sequence[Network
     for hop in reversed(hops):
         if not _trusted(hop, trusted):
             return hop
-    return hops[0] if hops else peer
+    # Every hop a proxy of ours: whoever is behind them is unknown (the left end is whatever
+    # the client wrote), so they count under the nearest proxy.
+    return peer
+
+
+def _host(hop: str) -> str:
+    """An X-Forwarded-For entry without a port (``192.0.2.1:5000``, ``[2001:db8::1]:5000``)."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        return hop[1:].split("]", 1)[0]
+    if hop.count(":") == 1:
+        return hop.split(":", 1)[0]
+    return hop
 
 
 def _trusted(address: str, trusted: Sequence[Network]) -> bool:
     try:
-        ip = ipaddress.ip_address(address.strip("[]"))
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False  # not an address (a name, or garbage): never a proxy of ours
     return any(ip in network for network in trusted)

@@ -28,6 +28,7 @@ class EventHub:
         self._last_id: int | None = None
         self.connected = False
         self._outage_said = False  # an outage is logged once, not at every retry
+        self._ever_connected = False
 
     def subscribe(self, feed: Feed) -> None:
         self._feeds.setdefault(feed.lobby_id, set()).add(feed)
@@ -62,7 +63,7 @@ class EventHub:
                             except Exception:  # one connection's failure is not the others'
                                 logger.exception("offering event %s failed", event.id)
             except Exception as exc:
-                if self._last_id is None and not self._outage_said:
+                if not self._ever_connected and not self._outage_said:
                     logger.info("waiting for storage's event stream (%s)", exc)
                 elif not self._outage_said:
                     logger.warning("event stream interrupted (%s); reconnecting", exc)
@@ -72,6 +73,7 @@ class EventHub:
             delay = min(delay * 2, 5.0)
 
     def _opened(self) -> None:
+        self._ever_connected = True
         if self._outage_said:
             logger.info("event stream connected")
             self._outage_said = False

@@ -14,6 +14,7 @@ from sonalyze.stack.postgres import EmbeddedPostgres
 from sonalyze.stack.processes import Console, RestartPolicy, ServiceProcess
 
 POLL_S = 0.5
+RESTART_TIMEOUT_S = 60.0  # for Postgres to come back
 
 
 def supervise(
@@ -37,10 +38,11 @@ def supervise(
             console.line(f"the embedded Postgres stopped; starting it again in {wait:.1f} s")
             if stop.wait(wait):
                 break
-            try:
-                postgres.restart()
-            except Exception as exc:  # pgserver raises what pg_ctl and psutil raise
-                console.line(f"the embedded Postgres did not start: {exc}")
+            failure = _restart(postgres, stop)
+            if stop.is_set():
+                break
+            if failure:
+                console.line(f"the embedded Postgres did not start: {failure}")
             else:
                 console.line("the embedded Postgres is running again")
             continue
@@ -68,6 +70,28 @@ def supervise(
             due[name] = now + wait
     console.line("stopping")
     return 0
+
+
+def _restart(postgres: EmbeddedPostgres, stop: threading.Event) -> str | None:
+    """Start Postgres again, in a thread so that a start that hangs (pgserver waits for the
+    server to say it is ready) neither stops the supervision nor a Ctrl-C; why it failed, or
+    None."""
+    failure: list[str] = []
+
+    def start() -> None:
+        try:
+            postgres.restart()
+        except Exception as exc:  # pgserver raises what pg_ctl and psutil raise
+            failure.append(str(exc))
+
+    thread = threading.Thread(target=start, name="postgres-restart", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + RESTART_TIMEOUT_S
+    while thread.is_alive() and time.monotonic() < deadline and not stop.wait(POLL_S):
+        pass
+    if thread.is_alive():
+        return f"not ready after {RESTART_TIMEOUT_S:.0f} s"
+    return failure[0] if failure else None
 
 
 def _gave_up(what: str, how: str, policy: RestartPolicy) -> str:

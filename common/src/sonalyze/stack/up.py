@@ -91,9 +91,12 @@ def _internal_token(data_dir: Path) -> tuple[str, Path]:
     token = secrets.token_urlsafe(32)
     path = data_dir.with_name(data_dir.name + ".internal-token")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A new file (never one already there, nor where a link points), put in place whole.
+    fresh = path.with_name(f"{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as file:
         file.write(token)
+    os.replace(fresh, path)
     return token, path
 
 
@@ -144,6 +147,7 @@ def run_up(options: UpOptions, console: Console) -> int:
 
     postgres = None
     services: list[ServiceProcess] = []
+    token_path: Path | None = None
     try:
         database_url = options.database_url
         if database_url is None:
@@ -210,5 +214,7 @@ def run_up(options: UpOptions, console: Console) -> int:
         _stop(services, options.stop_timeout_s)
         if postgres is not None:
             postgres.stop()
+        if token_path is not None:
+            token_path.unlink(missing_ok=True)  # the run's token is no more
         if services or postgres is not None:
             console.line("stopped")
