@@ -261,6 +261,21 @@ def test_demo_measures_and_simulates_its_virtual_room(tmp_path: Path) -> None:
         assert 0 < bands[band]["eyring_s"] < bands[band]["sabine_s"]
 
 
+def test_demo_can_start_a_stack_of_its_own_and_stops_it() -> None:
+    demo = subprocess.run(
+        [sys.executable, "-m", "sonalyze.cli", "demo", "--start", "--json"],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr
+    started = re.search(r"starting the system \(sonalyze up --port (\d+)\) in (\S+)", demo.stderr)
+    assert started, demo.stderr
+    row = next(r for r in json.loads(demo.stdout)["bands"] if r["band_hz"] == 1000.0)
+    assert abs(row["measured"]["T30"] / row["truth"]["T30"] - 1) <= 0.10, row
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{started[1]}/livez")  # stopped after
+    assert not Path(started[2]).exists(), "its temporary directory is gone"
+
+
 def test_demo_without_a_stack_says_how_to_start_one() -> None:
     url = f"ws://127.0.0.1:{free_port()}/v1/ws"
     demo = subprocess.run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -88,10 +89,16 @@ def _parser() -> argparse.ArgumentParser:
             "Sabine and Eyring. Progress goes to standard error; exit 1 if a step failed."
         ),
     )
-    demo.add_argument(
+    where = demo.add_mutually_exclusive_group()
+    where.add_argument(
         "--url",
         default="ws://127.0.0.1:8000/v1/ws",
         help="the gateway's WebSocket (default ws://127.0.0.1:8000/v1/ws, sonalyze up's)",
+    )
+    where.add_argument(
+        "--start",
+        action="store_true",
+        help="start a stack of its own (sonalyze up in a temporary directory) and stop it after",
     )
     demo.add_argument("--json", action="store_true", help="print the table as JSON")
     return parser
@@ -104,7 +111,9 @@ def _demo(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     try:
-        rows = asyncio.run(demo.run(args.url, progress))
+        with contextlib.ExitStack() as stack:
+            url = stack.enter_context(demo.own_stack(progress)) if args.start else args.url
+            rows = asyncio.run(demo.run(url, progress))
     except OSError as exc:
         print(
             f"error: cannot reach a gateway at {args.url} ({exc}); is one running? start one: "
