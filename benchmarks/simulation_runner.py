@@ -30,8 +30,9 @@ import time
 import uuid
 from typing import Any
 
-from stack import Phone, sonalyze_up
+from stack import sonalyze_up
 
+from sonalyze.client import Client
 from sonalyze.simulation_api import SimulationRequest
 from sonalyze_simulation.simulate import simulate
 
@@ -63,36 +64,35 @@ def direct_seconds(sample_rate: int, rounds: int) -> float:
     return statistics.median(times)
 
 
-async def through_runner(phone: Phone, bodies: list[dict[str, Any]]) -> float:
+async def through_runner(phone: Client, bodies: list[dict[str, Any]]) -> float:
     """Submit every body at once; seconds until the last result."""
     start = time.perf_counter()
     jobs = set()
     for body in bodies:
         ask = {"client_request_id": str(uuid.uuid4()), "request": body}
-        jobs.add((await phone.call("simulation.request", ask))["job_id"])
-    done = len(phone.events.get("simulation.result", []))
-    results = await phone.wait("simulation.result", done + len(jobs), within_s=1800)
-    failed = [r for _, r in results[done:] if r["payload"]["state"] != "succeeded"]
-    if failed:
-        raise RuntimeError(f"jobs failed: {failed}")
+        jobs.add(str((await phone.command("simulation.request", ask)).job_id))
+    for _ in jobs:
+        result = await phone.wait_for(
+            "simulation.result", within_s=1800, where=lambda e: e.payload["job_id"] in jobs
+        )
+        if result.payload["state"] != "succeeded":
+            raise RuntimeError(f"a job failed: {result.payload}")
     return time.perf_counter() - start
 
 
 async def runner_seconds(url: str, sample_rate: int, rounds: int) -> float:
-    phone = await Phone.connect(url)
-    await phone.call("lobby.create", {})
-    await through_runner(phone, [room(sample_rate)])  # warm-up: the first worker's imports
-    times = [await through_runner(phone, [room(sample_rate)]) for _ in range(rounds)]
-    await phone.ws.close()
+    async with Client(url) as phone:
+        await phone.command("lobby.create")
+        await through_runner(phone, [room(sample_rate)])  # warm-up: the first worker's imports
+        times = [await through_runner(phone, [room(sample_rate)]) for _ in range(rounds)]
     return statistics.median(times)
 
 
 async def throughput(url: str, jobs: int) -> float:
     """Jobs a minute, ``jobs`` of them submitted at once (16 kHz, each its own seed)."""
-    phone = await Phone.connect(url)
-    await phone.call("lobby.create", {})
-    seconds = await through_runner(phone, [room(16_000, seed) for seed in range(jobs)])
-    await phone.ws.close()
+    async with Client(url) as phone:
+        await phone.command("lobby.create")
+        seconds = await through_runner(phone, [room(16_000, seed) for seed in range(jobs)])
     return 60 * jobs / seconds
 
 

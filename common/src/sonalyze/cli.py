@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sonalyze.stack.postgres import default_data_dir
 from sonalyze.stack.processes import Console
+from sonalyze.stack.temporary import temporary_stack
 from sonalyze.stack.up import UpOptions, run_up
 
 
@@ -112,7 +113,11 @@ def _demo(args: argparse.Namespace) -> int:
 
     try:
         with contextlib.ExitStack() as stack:
-            url = stack.enter_context(demo.own_stack(progress)) if args.start else args.url
+            if args.start:
+                port = stack.enter_context(temporary_stack(say=progress))
+                url = f"ws://127.0.0.1:{port}/v1/ws"
+            else:
+                url = args.url
             rows = asyncio.run(demo.run(url, progress))
     except OSError as exc:
         print(

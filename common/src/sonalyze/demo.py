@@ -14,17 +14,10 @@ responses analysed directly: the truth), the simulated ones, and Sabine's and Ey
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import math
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -57,49 +50,6 @@ class Row:
     simulated: dict[str, float | None]
     sabine: float | None
     eyring: float | None
-
-
-@contextlib.contextmanager
-def own_stack(progress: Progress) -> Iterator[str]:
-    """``sonalyze up`` in a temporary data directory on a free port, for as long as the demo
-    runs (stopped with Ctrl-C's signal after it); yields its gateway's WebSocket URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    with tempfile.TemporaryDirectory(prefix="sonalyze-demo-") as tmp:
-        progress(f"starting the system (sonalyze up --port {port}) in {tmp}")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sonalyze.cli", "up", "--port", str(port), "--data-dir",
-             f"{tmp}/pg"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True,
-        )  # fmt: skip
-        assert process.stdout is not None
-        try:
-            for line in process.stdout:
-                if line.startswith("ready: "):
-                    break
-                if line.startswith("error"):
-                    raise RuntimeError(f"sonalyze up: {line.strip()}")
-            else:
-                raise RuntimeError(
-                    f"sonalyze up stopped (exit {process.wait()}) before it was ready"
-                )
-            threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
-            yield f"ws://127.0.0.1:{port}/v1/ws"
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _drain(output: io.TextIOBase | Any) -> None:
-    """Keep reading the stack's output, so that it never waits on a full pipe."""
-    for _ in output:
-        pass
 
 
 def virtual_room(fs: int) -> Any:
