@@ -156,6 +156,29 @@ def no_horizontal_scroll(page: Any) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
+def test_the_hosts_half_typed_sweep_settings_survive_a_phone_joining(
+    app_url: str, chromium: str, playwright: Any
+) -> None:
+    """Every event re-renders the lobby; the settings the host has opened, and the length being
+    typed in them, stay open, focused and as typed when a phone joins meanwhile."""
+    with phones(playwright, chromium, "settings") as launch:
+        host = launch.launch()
+        join_link = create_lobby(host, app_url)
+        host.get_by_text("Sweep settings").click()
+        length = host.get_by_label("Sweep length (s)")
+        length.fill("7")
+        guest = launch.launch()
+        guest.goto(join_link)
+        guest.get_by_role("button", name="Join").click()
+        host.get_by_role("heading", name="Phones (2/").wait_for()
+        assert length.is_visible(), "the sweep settings closed"
+        assert length.evaluate("(el) => el === document.activeElement"), "the field lost focus"
+        assert length.input_value() == "7"
+        length.press("Tab")
+        assert host.evaluate("window.sonalyze.sweepSeconds") == 7
+        assert host.errors == [], host.errors
+
+
 def test_every_screen_fits_360_px_names_its_controls_and_the_simulation_draws_its_chart(
     app_url: str, chromium: str, playwright: Any
 ) -> None:

@@ -17,8 +17,19 @@ export function h(tag, props = {}, ...children) {
   return el;
 }
 
+// Sets parent's children. A child already in parent is left where it is, never detached, so an
+// element a screen keeps across renders keeps its focus, typed text and open state.
 export function replace(parent, ...children) {
-  parent.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  const next = children.flat(Infinity)
+    .filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c))));
+  const kept = new Set(next);
+  for (const old of [...parent.childNodes]) if (!kept.has(old)) old.remove();
+  let at = parent.firstChild;
+  for (const child of next) {
+    if (child === at) at = at.nextSibling;
+    else parent.insertBefore(child, at);
+  }
 }
 
 export function button(label, onclick, props = {}) {

@@ -116,9 +116,9 @@ function memberRow(app, member) {
     h("span", { class: member.status === "ready" ? "status ok" : "status" }, member.status === "ready" ? "ready" : "not ready"));
 }
 
-function hostControls(app) {
-  const { lobby } = app.state;
-  const running = ["measuring", "uploading", "aborted"].includes(lobby.workflow); // not analysis
+// The sweep settings, made once per lobby screen: a render while the host is typing in them or
+// has just opened them leaves them as they are.
+function sweepSettings(app) {
   // The sweeps together last at most MAX_SWEEPS_S: longer sweeps allow fewer repetitions (once
   // is always offered; the server refuses a sweep too long).
   const fits = (n) => n === 1 || n * (app.sweepSeconds || 10) <= MAX_SWEEPS_S;
@@ -131,10 +131,22 @@ function hostControls(app) {
   const leadIn = h("input", { type: "number", min: 0.5, max: 10, step: 0.5, value: app.leadIn || 1, name: "lead_in", onchange: (e) => (app.leadIn = Number(e.target.value)) });
   const repeats = h("select", { name: "repeats", onchange: (e) => (app.repeats = Number(e.target.value)) },
     [1, 2, 3, 4].map((n) => h("option", { value: n, selected: (app.repeats || 1) === n, disabled: !fits(n) }, n === 1 ? "once" : `${n} times`)));
+  return h("details", { open: app.sweepOpen || false, ontoggle: (e) => (app.sweepOpen = e.target.open) },
+    h("summary", {}, "Sweep settings"),
+    field("Sweep length (s)", duration, "Longer sweeps give more signal over the noise."),
+    field("Silence before the sweep (s)", leadIn, "Room for the phones' clocks to disagree."),
+    field("Play the sweep", repeats, "Several times back to back: a sweep a noise disturbed is found and left out, and the rest have less noise."));
+}
+
+function hostControls(app, node) {
+  const { lobby } = app.state;
+  const running = ["measuring", "uploading", "aborted"].includes(lobby.workflow); // not analysis
   const start = () => act(app, () => app.connection.command("measurement.start", {
     sweep: { duration: app.sweepSeconds || 10, lead_in: app.leadIn || 1, repeats: app.repeats || 1 },
   }));
-  return h("div", { class: "card" },
+  node.hostCard ||= h("div", { class: "card" });
+  node.sweepSettings ||= sweepSettings(app);
+  replace(node.hostCard,
     h("h2", {}, "Host"),
     lobby.workflow === "analyzing"
       ? h("p", {}, "Analysing the recordings…")
@@ -144,11 +156,8 @@ function hostControls(app) {
     h("label", { class: "check" },
       h("input", { type: "checkbox", checked: lobby.locked, onchange: (e) => act(app, () => app.connection.command("lobby.lock", { locked: e.target.checked })) }),
       " Lock the lobby (no one new may join)"),
-    h("details", { open: app.sweepOpen || false, ontoggle: (e) => (app.sweepOpen = e.target.open) },
-      h("summary", {}, "Sweep settings"),
-      field("Sweep length (s)", duration, "Longer sweeps give more signal over the noise."),
-      field("Silence before the sweep (s)", leadIn, "Room for the phones' clocks to disagree."),
-      field("Play the sweep", repeats, "Several times back to back: a sweep a noise disturbed is found and left out, and the rest have less noise.")));
+    node.sweepSettings);
+  return node.hostCard;
 }
 
 export function update(app, node) {
@@ -164,6 +173,6 @@ export function update(app, node) {
     h("div", { class: "card" },
       h("h2", {}, `Phones (${list.length}/${lobby.maxMembers})`),
       h("ul", { class: "members" }, list.map((m) => memberRow(app, m)))),
-    isHost(app.state) ? hostControls(app) : null,
+    isHost(app.state) ? hostControls(app, node) : null,
     button("Leave the lobby", () => act(app, () => app.leave()), { class: "quiet" }));
 }
