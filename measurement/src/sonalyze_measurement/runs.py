@@ -8,8 +8,9 @@ result and its event commit together, and so does each progress report. A record
 analysis cannot use is listed under ``unusable`` with the reason and does not stop the others.
 Which process runs it is decided by moving the measurement to ``analyzing`` with the version
 read: the one whose move storage accepts runs it, any other answers with that run's analysis.
-The lobby's workflow follows: uploading and analyzing when the run starts, back to idle (and
-ready, if everyone still is) when it ends.
+The lobby's workflow follows, in order: uploading and analyzing when the run starts, back to
+idle (and ready, if everyone still is) once its result is stored; moves the lobby service is
+unavailable for are tried again for a while, so that a restarted lobby is not left stuck.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ _CLOSE_GRACE_S = 30.0
 _FINISH_ATTEMPTS = 5
 _STORE_ATTEMPTS = 5  # for each impulse response, 0.5 s doubling between them
 _CHUNK_BYTES = 256 * 1024
+_FOLLOW_S = 120.0  # how long the lobby's workflow is moved again while the lobby is unavailable
 
 
 class AnalysisRuns:
@@ -93,17 +95,34 @@ class AnalysisRuns:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)
 
-    async def _follow(self, measurement: MeasurementRead, *states: WorkflowState) -> None:
-        """Move the lobby's workflow along with a room measurement; the lobby may have moved
-        on (aborted, say), so a refusal is noted, not raised."""
+    async def _follow(
+        self,
+        measurement: MeasurementRead,
+        *states: WorkflowState,
+        after: asyncio.Task[None] | None = None,
+    ) -> None:
+        """Move the lobby's workflow along with a room measurement (once the moves ``after``
+        are done); the lobby may have moved on (aborted, say), so a refusal is noted, not
+        raised. While the lobby service is unavailable (restarting, say) a move is tried
+        again, further apart, for :data:`_FOLLOW_S`: a lobby left behind would stay stuck
+        outside idle."""
+        if after is not None:
+            await asyncio.wait([after])
         if _kind(measurement) != MeasurementKind.room:
             return  # one phone's upload: the lobby's workflow is not its business
         lobby_id = measurement.lobby_id
         for state in states:
-            try:
-                await self._lobbies.move_workflow(lobby_id, state)
-            except ServiceError as error:
-                logger.info("lobby %s workflow not moved to %s: %s", lobby_id, state, error)
+            waited, wait = 0.0, 0.5
+            while True:
+                try:
+                    await self._lobbies.move_workflow(lobby_id, state)
+                    break
+                except ServiceError as error:
+                    if error.code != ErrorCode.unavailable or waited >= _FOLLOW_S:
+                        logger.info("lobby %s workflow not moved to %s: %s", lobby_id, state, error)
+                        break
+                    await asyncio.sleep(wait)
+                    waited, wait = waited + wait, min(2 * wait, 8.0)
 
     def start_at(self, measurement_id: UUID, deadline: float) -> None:
         """Start the analysis at ``deadline`` (s since the epoch) with what has arrived, unless
@@ -231,7 +250,6 @@ class AnalysisRuns:
         )
         run = self._run(measurement, analysis, recordings)
         self._track(asyncio.create_task(run, name=f"run-{measurement_id}"))
-        await self._follow(measurement, WorkflowState.uploading, WorkflowState.analyzing)
         return analysis
 
     async def _claimed(self, measurement_id: UUID) -> AnalysisRead:
@@ -250,8 +268,16 @@ class AnalysisRuns:
     ) -> None:
         started = time.monotonic()
         self._running.add(measurement.id)
+        # The lobby follows while the analysis runs, and goes back to idle once it is stored,
+        # in that order (a move to idle before the one to analyzing would leave it stuck).
+        moved = asyncio.create_task(
+            self._follow(measurement, WorkflowState.uploading, WorkflowState.analyzing)
+        )
+        self._track(moved)
         try:
-            await self._conclude(measurement, analysis, recordings, started)
+            if await self._conclude(measurement, analysis, recordings, started):
+                back = self._follow(measurement, WorkflowState.idle, after=moved)
+                self._track(asyncio.create_task(back))
         finally:
             self._running.discard(measurement.id)
 
@@ -261,7 +287,8 @@ class AnalysisRuns:
         analysis: AnalysisRead,
         recordings: list[RecordingRead],
         started: float,
-    ) -> None:
+    ) -> bool:
+        """Analyse and store the result; whether it was stored."""
         try:
             result, error = await self._analyse(measurement, analysis, recordings), None
         except Exception as failure:  # the run fails as a whole: say so, and why
@@ -278,9 +305,10 @@ class AnalysisRuns:
                 await asyncio.sleep(0.5 * 2**attempt)
         else:
             self._metrics.analyses.labels("unstored").inc()
-            return
+            return False
         self._metrics.analyses.labels("failed" if result is None else "succeeded").inc()
         self._metrics.analysis_seconds.observe(time.monotonic() - started)
+        return True
 
     async def _analyse(
         self, measurement: MeasurementRead, analysis: AnalysisRead, recordings: list[RecordingRead]
@@ -413,7 +441,6 @@ class AnalysisRuns:
                 events=[news],
             )
             await self._storage.update_analysis(analysis.id, update)
-        await self._follow(measurement, WorkflowState.idle)
 
 
 def _kind(measurement: MeasurementRead) -> str:
