@@ -56,9 +56,11 @@ class Stack:
 
 
 @contextmanager
-def sonalyze_up(*args: str) -> Iterator[Stack]:
+def sonalyze_up(*args: str, env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """``sonalyze up ARGS``, with ``env`` added to its environment (its services' settings)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "sonalyze.cli", "up", *args],
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -3,9 +3,10 @@
 :class:`Client` says hello (keeping its token, so a reconnect is the same device), sends
 commands and returns their typed acks (:data:`sonalyze.protocol.ACKS`), or raises
 :class:`CommandFailed` with the gateway's code; it waits and retries a command the gateway
-rate-limited. It keeps each lobby's events in ``seq`` order, each once, and pings as ``welcome``
-asks. When the connection drops, or the gateway closes it with a code that says reconnect
-(4000-4099), it reconnects with backoff, says hello with its token, resumes the lobby it
+rate-limited or refused as ``unavailable`` (a service behind it restarting), until the
+command's time is up. It keeps each lobby's events in ``seq`` order, each once, and pings as
+``welcome`` asks. When the connection drops, or the gateway closes it with a code that says
+reconnect (4000-4099), it reconnects with backoff, says hello with its token, resumes the lobby it
 follows from the last ``seq`` it has, and sends again the commands still unanswered under their
 ids, before it takes new ones. A gateway process answers a repeated id with its first reply and
 never runs it twice; a command whose reply was lost when its gateway died may run again on
@@ -45,7 +46,9 @@ from sonalyze.errors import ErrorCode
 from sonalyze.measurement_api import ChunkAck
 
 logger = logging.getLogger(__name__)
-RETRIES = 5  # of a rate-limited command, and of a refused chunk
+RETRIES = 5  # passes of an upload in a row that acknowledge nothing
+# Between the attempts of a command or an upload pass refused unavailable, the last repeated.
+UNAVAILABLE_WAIT_S = (0.5, 1.0, 2.0, 4.0)
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)  # between reconnect attempts, the last repeated
 
 
@@ -283,20 +286,25 @@ class Client:
         within_s: float = 60.0,
     ) -> Any:
         """Send ``kind`` and return its ack's payload as its model; :class:`CommandFailed` if
-        refused. A rate-limited command is sent again after the wait the gateway names."""
+        refused. A command refused ``rate_limited`` is sent again after the wait the gateway
+        names, one refused ``unavailable`` (a service behind the gateway down or restarting)
+        after a growing wait (:data:`UNAVAILABLE_WAIT_S`), until ``within_s`` has passed."""
         if isinstance(payload, BaseModel):
             payload = payload.model_dump(mode="json", exclude_none=True)
         body = payload or {}
-        for attempt in range(RETRIES + 1):
-            reply = await self._send(kind, body, within_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        for attempt in itertools.count():
+            reply = await self._send(kind, body, max(deadline - loop.time(), 0.0))
             if reply["type"] == "ack":
                 ack = protocol.ACKS[kind].model_validate(reply["payload"])
                 self._entered(kind, ack)
                 return ack
             error = protocol.Error.model_validate(reply["payload"])
-            if error.code != ErrorCode.rate_limited or attempt == RETRIES:
+            wait = _retry_wait(error, attempt)
+            if wait is None or loop.time() + wait >= deadline:
                 raise CommandFailed(kind, error)
-            await asyncio.sleep((error.retry_after_ms or 1000) / 1000)
+            await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 
     def _entered(self, kind: str, ack: BaseModel) -> None:
@@ -381,13 +389,14 @@ class Client:
 
         It goes in passes: ``measurement.upload``, then every chunk not yet acknowledged, then
         a reply to each. Refused chunks go again in the next pass when the refusal says to (a
-        CRC mismatch; too many frames at once, after a second's wait), and after a reconnect
-        every chunk not yet acknowledged does. A refusal that says not to (the measurement
-        ended, say), or more than ``RETRIES`` passes in a row that acknowledge nothing, raise
+        CRC mismatch; too many frames at once, after a second's wait; ``unavailable``, after a
+        growing wait, until ``within_s``), and after a reconnect every chunk not yet
+        acknowledged does. A refusal that says not to (the measurement ended, say), or more
+        than ``RETRIES`` passes in a row that acknowledge nothing, raise
         :class:`CommandFailed`."""
         parts = [data[i : i + chunk_bytes] for i in range(0, len(data), chunk_bytes)] or [b""]
         acked: dict[int, ChunkAck] = {}
-        idle_passes = 0
+        idle_passes = waits = 0
         while not self._uploads.empty():  # replies to an upload before this one
             self._uploads.get_nowait()
         async with asyncio.timeout(within_s):
@@ -404,7 +413,12 @@ class Client:
                     await self._send_frame(frame)
                 refusal = await self._collect(measurement_id, len(sent), acked, reconnects)
                 if len(acked) > before:
-                    idle_passes = 0
+                    idle_passes = waits = 0
+                    continue
+                if refusal is not None and refusal.code == ErrorCode.unavailable:
+                    # Not the upload's fault: passes go on, further apart, until within_s.
+                    await asyncio.sleep(_retry_wait(refusal, waits) or 0)
+                    waits += 1
                     continue
                 idle_passes += 1
                 if refusal is None and idle_passes > RETRIES:
@@ -470,7 +484,7 @@ class Client:
 
 
 # Upload refusals after which the chunk is sent again.
-_RESEND = frozenset({ErrorCode.bad_request, ErrorCode.rate_limited})
+_RESEND = frozenset({ErrorCode.bad_request, ErrorCode.rate_limited, ErrorCode.unavailable})
 # Closes that are no one's fault: going away, dropped (no close frame), server error, restart.
 _DROPPED = frozenset({1001, 1006, 1011, 1012, 1013})
 
@@ -478,6 +492,15 @@ _DROPPED = frozenset({1001, 1006, 1011, 1012, 1013})
 def _reconnectable(code: int) -> bool:
     """Reconnect after a documented 4000-4099 and after a connection that dropped."""
     return protocol.should_reconnect(code) or code in _DROPPED
+
+
+def _retry_wait(error: protocol.Error, attempt: int) -> float | None:
+    """How long to wait before sending a refused command again; None: not again."""
+    if error.code == ErrorCode.rate_limited:
+        return (error.retry_after_ms or 1000) / 1000
+    if error.code == ErrorCode.unavailable:
+        return UNAVAILABLE_WAIT_S[min(attempt, len(UNAVAILABLE_WAIT_S) - 1)]
+    return None
 
 
 def _any(_: Event) -> bool:

@@ -107,51 +107,58 @@ def simulation_request() -> dict[str, Any]:
 
 async def run(url: str, progress: Progress) -> list[Row]:
     """The demo against the gateway at ``url``: its table, per octave band."""
-    import numpy as np
-
-    from sonalyze.acoustics import exponential_sweep, room_parameters
-
     async with Client(url) as host:
         phones = [Client(url) for _ in MICROPHONES]
         try:
             for phone in phones:
                 await phone.connect()
-            joined = await host.command("lobby.create", {"name": "sonalyze demo"})
-            progress(f"lobby {joined.code}: one speaker, {len(phones)} microphones")
-            for phone in phones:
-                await phone.command("lobby.join", {"code": joined.code})
-            await host.command("role.assign", {"device_id": str(host.device_id), "role": "speaker"})
-            for phone in phones:
-                role = {"device_id": str(phone.device_id), "role": "microphone"}
-                await host.command("role.assign", role)
-            for phone in (host, *phones):
-                await phone.command("role.update", {"status": "ready"})
-            await host.command("measurement.start")
-            started = (await host.wait_for("measurement.started")).payload
-            spec = started["sweep"]
-            sweep = exponential_sweep(
-                spec["f1"], spec["f2"], spec["duration"], spec["sample_rate"],
-                fade_in=spec["fade_in"], fade_out=spec["fade_out"], amplitude=spec["amplitude"],
-            )  # fmt: skip
-            progress(f"measuring: a {spec['duration']:g} s sweep in a {_room()} room")
-            room = virtual_room(sweep.fs)
-            rirs = [np.asarray(room.rir[m][0]) for m in range(len(MICROPHONES))]
-            data = recordings(sweep, spec["lead_in"], started["recording_seconds"], rirs)
-            mid = UUID(started["measurement_id"])
-            await asyncio.gather(*(p.upload(mid, d) for p, d in zip(phones, data, strict=True)))
-            progress("uploaded; analysing")
-            result = (await host.wait_for("analysis.result", within_s=600)).payload
-            if result["error"]:
-                raise RuntimeError(f"the analysis failed: {result['error']}")
-            measured = result["result"]
-            progress("analysed; simulating the same room")
-            await host.command("simulation.request", {"request": simulation_request()})
-            simulation = (await host.wait_for("simulation.result", within_s=900)).payload
-            if simulation["state"] != "succeeded":
-                raise RuntimeError(f"the simulation {simulation['state']}: {simulation['error']}")
+            return await cycle(host, phones, progress)
         finally:
             for phone in phones:
                 await phone.close()
+
+
+async def cycle(host: Client, phones: list[Client], progress: Progress) -> list[Row]:
+    """One whole cycle on connected clients (each may be on a gateway of its own): ``host``
+    makes a lobby and is its speaker, ``phones`` (one per :data:`MICROPHONES`) join as its
+    microphones; a measurement, then a simulation of the same room. :class:`RuntimeError` when
+    the analysis or the simulation fails, the client's errors when a command does."""
+    import numpy as np
+
+    from sonalyze.acoustics import exponential_sweep, room_parameters
+
+    joined = await host.command("lobby.create", {"name": "sonalyze demo"})
+    progress(f"lobby {joined.code}: one speaker, {len(phones)} microphones")
+    for phone in phones:
+        await phone.command("lobby.join", {"code": joined.code})
+    await host.command("role.assign", {"device_id": str(host.device_id), "role": "speaker"})
+    for phone in phones:
+        await host.command("role.assign", {"device_id": str(phone.device_id), "role": "microphone"})
+    for phone in (host, *phones):
+        await phone.command("role.update", {"status": "ready"})
+    await host.command("measurement.start")
+    started = (await host.wait_for("measurement.started")).payload
+    spec = started["sweep"]
+    sweep = exponential_sweep(
+        spec["f1"], spec["f2"], spec["duration"], spec["sample_rate"],
+        fade_in=spec["fade_in"], fade_out=spec["fade_out"], amplitude=spec["amplitude"],
+    )  # fmt: skip
+    progress(f"measuring: a {spec['duration']:g} s sweep in a {_room()} room")
+    room = virtual_room(sweep.fs)
+    rirs = [np.asarray(room.rir[m][0]) for m in range(len(MICROPHONES))]
+    data = recordings(sweep, spec["lead_in"], started["recording_seconds"], rirs)
+    mid = UUID(started["measurement_id"])
+    await asyncio.gather(*(p.upload(mid, d) for p, d in zip(phones, data, strict=True)))
+    progress("uploaded; analysing")
+    result = (await host.wait_for("analysis.result", within_s=600)).payload
+    if result["error"]:
+        raise RuntimeError(f"the analysis failed: {result['error']}")
+    measured = result["result"]
+    progress("analysed; simulating the same room")
+    await host.command("simulation.request", {"request": simulation_request()})
+    simulation = (await host.wait_for("simulation.result", within_s=900)).payload
+    if simulation["state"] != "succeeded":
+        raise RuntimeError(f"the simulation {simulation['state']}: {simulation['error']}")
     bands = [float(b) for b in measured["bands"]]
     truth = [room_parameters(rir, sweep.fs, bands) for rir in rirs]
     return _rows(bands, measured, truth, simulation["summary"])
