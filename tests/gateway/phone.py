@@ -51,7 +51,7 @@ class Phone:
         self.reading.set()
         self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._arrived = asyncio.Event()
-        self._pump = asyncio.create_task(self._read())
+        self.reader = asyncio.create_task(self._read())
 
     @classmethod
     async def connect(
@@ -149,7 +149,7 @@ class Phone:
         """Wait for the gateway to close; its close code and reason."""
         async with asyncio.timeout(within_s):
             await self.ws.wait_closed()
-        await self._pump
+        await self.reader
         return self.ws.close_code, self.ws.close_reason
 
     def log(self) -> list[tuple[int, str]]:
@@ -158,4 +158,4 @@ class Phone:
 
     async def close(self) -> None:
         await self.ws.close()
-        await self._pump
+        await self.reader
