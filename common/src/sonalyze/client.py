@@ -455,7 +455,13 @@ class Client:
         return refusal
 
     async def _send_frame(self, frame: bytes) -> None:
-        await self._online.wait()
+        """Send ``frame`` once connected; :class:`ConnectionLost` if the client gave up."""
+        while not self._online.is_set():
+            if self._closed is not None:
+                raise self._closed
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await self._online.wait()
         assert self._ws is not None
         with contextlib.suppress(ConnectionClosed):  # a reconnect sends what is unacknowledged
             await self._ws.send(frame)
