@@ -501,34 +501,57 @@ class Sampler:
 
 
 def scrape(urls: dict[str, str]) -> dict[str, dict[str, float]]:
-    """Each service's /metrics: 5xx answers, and the counters that say something was refused,
-    dropped or retried."""
-    wanted = {
-        "5xx": r'sonalyze_http_requests_total\{[^}]*status="5\d\d"[^}]*\}',
-        "rate limited": r"sonalyze_ws_rate_limited_total\{[^}]*\}",
-        "rejected": r"sonalyze_ws_rejected_total\{[^}]*\}",
-        "slow consumers closed": r"sonalyze_ws_slow_consumer_disconnects_total",
-        "resumes": r"sonalyze_ws_resumes_total\{[^}]*\}",
-        "chunks refused": r'sonalyze_measurement_upload_chunks_total\{outcome="refused"\}',
-        "chunks repeated": r'sonalyze_measurement_upload_chunks_total\{outcome="repeated"\}',
-        "analyses failed": r'sonalyze_measurement_analyses_total\{outcome="failed"\}',
-        "analysis s sum": r"sonalyze_measurement_analysis_duration_seconds_sum",
-        "analysis s count": r"sonalyze_measurement_analysis_duration_seconds_count",
-        "recording s sum": r"sonalyze_measurement_recording_analysis_duration_seconds_sum",
-        "recording s count": r"sonalyze_measurement_recording_analysis_duration_seconds_count",
-    }
+    """Each service's /metrics: 5xx answers, the counters that say something was refused,
+    dropped or retried, and where the time went: each route's (and the gateway's each
+    command's) handling, as "time <what>" (seconds in all) and "count <what>"."""
     found: dict[str, dict[str, float]] = {}
     for name, url in urls.items():
         try:
             text = httpx.get(f"{url}/metrics", timeout=10).text
         except httpx.HTTPError:
             continue
-        found[name] = {}
-        for label, pattern in wanted.items():
-            values = [float(m[1]) for m in re.finditer(rf"^{pattern} (\S+)$", text, re.M)]
-            if values:
-                found[name][label] = sum(values)
+        figures: dict[str, float] = defaultdict(float)
+        for line in text.splitlines():
+            sample = _SAMPLE.match(line)
+            if sample is None:
+                continue
+            metric, value = sample[1].removeprefix("sonalyze_"), float(sample[3])
+            labels = dict(_LABEL.findall(sample[2] or ""))
+            label = _label(metric, labels)
+            if label is not None:
+                figures[label] += value
+        found[name] = dict(figures)
     return found
+
+
+_SAMPLE = re.compile(r'^(\w+)(?:\{((?:[^"}]|"[^"]*")*)\})? (\S+)$')
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+_COUNTED = {
+    "ws_rate_limited_total": "rate limited",
+    "ws_rejected_total": "rejected",
+    "ws_slow_consumer_disconnects_total": "slow consumers closed",
+    "ws_resumes_total": "resumes",
+    "measurement_analysis_duration_seconds_sum": "analysis s sum",
+    "measurement_analysis_duration_seconds_count": "analysis s count",
+    "measurement_recording_analysis_duration_seconds_sum": "recording s sum",
+    "measurement_recording_analysis_duration_seconds_count": "recording s count",
+}
+
+
+def _label(metric: str, labels: dict[str, str]) -> str | None:
+    """What a sample of /metrics counts towards, if anything."""
+    if metric == "http_requests_total":
+        return "5xx" if labels.get("status", "").startswith("5") else None
+    if metric == "measurement_upload_chunks_total":
+        return f"chunks {labels.get('outcome')}" if labels.get("outcome") != "stored" else None
+    if metric == "measurement_analyses_total":
+        return f"analyses {labels.get('outcome')}" if labels.get("outcome") != "succeeded" else None
+    for kind in ("http_request", "ws_command"):
+        for part, word in (("sum", "time"), ("count", "count")):
+            if metric == f"{kind}_duration_seconds_{part}":
+                what = labels.get("type") or f"{labels.get('method')} {labels.get('route')}"
+                return f"{word} {'command ' if 'type' in labels else ''}{what}"
+    return _COUNTED.get(metric)
 
 
 # The checks -------------------------------------------------------------------------------------
@@ -600,6 +623,14 @@ async def check(lobbies: list[Lobby], stack: Stack | None, say: Say) -> Checks:
                     _compare(checks, lobby, phone, head, stored)
                 state = (await storage.get_lobby(lobby.lobby_id)).workflow_state
                 checks.lobbies[str(state.value)] += 1
+                if state.value != "ready":
+                    checks.problems.append(
+                        f"{lobby.name}: its workflow is {state.value} at the end; its last "
+                        "events: "
+                        + ", ".join(
+                            f"{e.seq} {e.type} {json.dumps(e.payload)[:100]}" for e in log[-6:]
+                        )
+                    )
                 for sent in lobby.sent:
                     measurement = await storage.get_measurement(sent.measurement_id)
                     if measurement.state.value != "completed":
@@ -934,11 +965,28 @@ def print_report(report: dict[str, Any]) -> None:
     services = report["services"]
     if services:
         noted = [
-            f"{name}: " + ", ".join(f"{label} {value:g}" for label, value in values.items())
+            f"{name}: " + ", ".join(f"{label} {value:g}" for label, value in counted)
             for name, values in services.items()
-            if any(not label.endswith((" s sum", " s count")) for label in values)
+            if (counted := [(k, v) for k, v in values.items() if not _timing(k)])
         ]
         print("services' counters: " + ("; ".join(noted) if noted else "no 5xx, nothing refused"))
+        print(
+            "where the services' time went (the routes and commands that took most, mean ms x n):"
+        )
+        for name, values in services.items():
+            spent = sorted(
+                ((v, k.removeprefix("time ")) for k, v in values.items() if k.startswith("time ")),
+                reverse=True,
+            )
+            print(
+                f"  {name}: "
+                + "; ".join(
+                    f"{what} {1000 * total / values[f'count {what}']:.1f} x "
+                    f"{values[f'count {what}']:g}"
+                    for total, what in spent[:4]
+                    if values.get(f"count {what}")
+                )
+            )
         measurement = services.get("measurement", {})
         if measurement.get("analysis s count") and measurement.get("recording s count"):
             run = measurement["analysis s sum"] / measurement["analysis s count"]
@@ -992,6 +1040,11 @@ def print_report(report: dict[str, Any]) -> None:
             else "FAILED: something was lost, a measurement failed or a lobby was left stuck"
         )
     )
+
+
+def _timing(label: str) -> bool:
+    """Whether a scraped figure is a time or a count of one, not a counter of trouble."""
+    return label.startswith(("time ", "count ")) or label.endswith((" s sum", " s count"))
 
 
 def _ms(value: float | None) -> str:

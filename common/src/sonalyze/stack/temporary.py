@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO
 
@@ -28,7 +29,7 @@ def temporary_stack(
 ) -> Iterator[int]:
     """Start ``sonalyze up`` (with ``env`` added to its environment, its services' settings
     say), wait until it is ready and yield its gateway's port; ``say`` hears where it starts.
-    :class:`RuntimeError` if it does not get ready."""
+    :class:`RuntimeError` (with the last lines it wrote) if it does not get ready."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="sonalyze-") as tmp:
         say(f"starting the system (sonalyze up --port {port}) in {tmp}")
@@ -39,15 +40,18 @@ def temporary_stack(
             stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         assert process.stdout is not None
+        said: deque[str] = deque(maxlen=20)  # what it said last, for the error if it fails
         try:
             for line in process.stdout:
                 if line.startswith("ready: "):
                     break
                 if line.startswith("error"):
-                    raise RuntimeError(f"sonalyze up: {line.strip()}")
+                    raise RuntimeError(f"sonalyze up: {line.strip()}{_earlier(said)}")
+                said.append(line.rstrip())
             else:
                 raise RuntimeError(
                     f"sonalyze up stopped (exit {process.wait()}) before it was ready"
+                    + _earlier(said)
                 )
             threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
             yield port
@@ -58,6 +62,10 @@ def temporary_stack(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _earlier(lines: deque[str]) -> str:
+    return "".join(f"\n  {line}" for line in lines)
 
 
 def _drain(output: IO[str]) -> None:
