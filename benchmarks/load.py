@@ -37,9 +37,12 @@ It reports:
   (from their ``/metrics``);
 - CPU seconds (and cores busy) and memory (PSS: shared pages divided among the processes that
   share them, so a group's sum is honest; at the start, peak and end of the load) of each
-  service with its child processes (the measurement service's analysis workers), of Postgres
-  (the postmaster and its backends), of ``sonalyze up`` and of this client, sampled every
-  second with psutil; a process that ends between two samples loses its last second.
+  service, of its child processes on a line of their own (the measurement service's analysis
+  workers), of Postgres (the postmaster and its backends: how many there were says how often
+  storage opened a connection), of ``sonalyze up`` and of this client, sampled every second
+  with psutil; a process that ends between two samples loses its last second;
+- where the services' time went: the mean time of each route (and of each command at the
+  gateway) that took most in all, from their ``/metrics``.
 
 The stack's limits are raised where one address running many phones would hit them
 (``SONALYZE_JOIN_FAILURES``: every join comes from 127.0.0.1 and counts as failed until it
@@ -444,27 +447,27 @@ class Sampler:
             self._sample()
 
     def _sample(self) -> None:
-        memory: dict[str, float] = {}
+        memory: dict[str, float] = defaultdict(float)
         cpu: dict[int, tuple[str, float]] = {}
         for group, roots in self._roots.items():
-            processes = []
+            processes = [(group, root) for root in roots]
             for root in roots:
-                processes.append(root)
-                if group not in ("client", "sonalyze up"):  # whose children are the others
+                if group in SERVICES:  # its workers (the analyses), on a line of their own
                     with contextlib.suppress(psutil.Error):
-                        processes.extend(root.children(recursive=True))
-            total = 0.0
-            for process in processes:
+                        processes += [(f"{group} workers", c) for c in root.children(True)]
+                elif group == "postgres":  # the postmaster's backends
+                    with contextlib.suppress(psutil.Error):
+                        processes += [(group, c) for c in root.children(True)]
+            for name, process in processes:
                 if process.pid in cpu:
                     continue
                 with contextlib.suppress(psutil.Error):
                     times = process.cpu_times()
-                    cpu[process.pid] = (group, times.user + times.system)
+                    cpu[process.pid] = (name, times.user + times.system)
                     try:
-                        total += process.memory_full_info().pss
+                        memory[name] += process.memory_full_info().pss / 2**20
                     except (psutil.AccessDenied, AttributeError):
-                        total += process.memory_info().rss
-            memory[group] = total / 2**20
+                        memory[name] += process.memory_info().rss / 2**20
         with self._lock:
             self._cpu.update(cpu)
             for group, mib in memory.items():
@@ -1008,7 +1011,7 @@ def print_report(report: dict[str, Any]) -> None:
             "procs",
         ]
         body = []
-        for group in GROUPS:
+        for group in (g for name in GROUPS for g in (name, f"{name} workers")):
             usage = report["usage"].get(group)
             if usage is None or not usage["processes"]:
                 continue
