@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,19 @@ class ReadinessCheck:
     name: str
     probe: Callable[[], Awaitable[object]]
     timeout_s: float = 2.0
+
+
+class Liveness(BaseModel):
+    """The process runs."""
+
+    status: Literal["alive"]
+
+
+class Readiness(BaseModel):
+    """Whether the service can serve, and each readiness check's outcome (``ok`` or why not)."""
+
+    status: Literal["ready", "unready", "draining"]
+    checks: dict[str, str]
 
 
 async def _run(check: ReadinessCheck) -> str | None:
@@ -38,11 +53,16 @@ def health_router(checks: Sequence[ReadinessCheck]) -> APIRouter:
     """Routes ``/livez`` and ``/readyz`` for the given readiness checks."""
     router = APIRouter(tags=["health"])
 
-    @router.get("/livez", summary="The process is alive")
+    @router.get("/livez", summary="The process is alive", response_model=Liveness)
     async def livez() -> dict[str, str]:
         return {"status": "alive"}
 
-    @router.get("/readyz", summary="The service can serve: its database and peers answer")
+    @router.get(
+        "/readyz",
+        summary="The service can serve: its database and peers answer",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Unready, or draining."}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         if getattr(request.app.state, "draining", False):
             return JSONResponse({"status": "draining", "checks": {}}, status_code=503)

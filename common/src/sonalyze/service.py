@@ -19,6 +19,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from sonalyze import __version__
+from sonalyze.allow import install_allow_header
 from sonalyze.health import ReadinessCheck, health_router
 from sonalyze.lifeline import watch_parent
 from sonalyze.logs import configure_logging
@@ -63,9 +64,16 @@ def build_app(
     app.state.draining = False
     app.state.drain_hooks = []
     HttpMetrics(app.state.registry, service).install(app)
+    install_allow_header(app)
     app.include_router(health_router(readiness))
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of this process")
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics of this process",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
     async def metrics(request: Request) -> Response:
         return metrics_response(request.app.state.registry)
 
