@@ -2,17 +2,20 @@
 
 A service refuses a request by raising :class:`ServiceError`; :func:`install_error_handler`
 turns it into an HTTP answer ``{"code", "message"}`` with the status that fits the code, and a
-caller maps that body back to the same code.
+caller maps that body back to the same code. :func:`refusals` documents those answers in an
+operation's OpenAPI ``responses``.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder as jsonable
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 
@@ -39,6 +42,31 @@ HTTP_STATUS = {
     ErrorCode.unavailable: 503,
     ErrorCode.internal: 500,
 }
+
+
+class ErrorBody(BaseModel):
+    """A refusal as an HTTP API answers it."""
+
+    code: ErrorCode
+    message: str
+
+
+class InvalidBody(ErrorBody):
+    """A request that failed validation (:func:`install_validation_handler`): ``message`` names
+    the first wrong field, ``detail`` is FastAPI's list of every error."""
+
+    detail: list[dict[str, Any]]
+
+
+def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for an operation that refuses with ``statuses`` as
+    :class:`ErrorBody`, and with 422 as :class:`InvalidBody`."""
+    responses: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorBody, "description": "`{code, message}` with a documented code"}
+        for status in statuses
+    }
+    responses[422] = {"model": InvalidBody, "description": "The request failed validation."}
+    return responses
 
 
 class ServiceError(Exception):

@@ -55,6 +55,8 @@ class ServiceClient:
         return response.content
 
     def _refusal(self, response: httpx.Response) -> ServiceError:
+        if response.status_code == 401:  # our internal token refused: never the phone's fault
+            return ServiceError(ErrorCode.internal, f"{self.service} refused the internal token")
         try:
             body: Any = response.json()
             return ServiceError(ErrorCode(body["code"]), str(body["message"]))

@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, status
 
 from sonalyze.auth import require_internal_token
+from sonalyze.errors import refusals
 from sonalyze.lobby_api import (
     AssignRole,
     CreateLobby,
@@ -30,16 +31,12 @@ async def _lobbies(request: Request) -> Lobbies:
 
 
 LobbiesDep = Annotated[Lobbies, Depends(_lobbies)]
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"description": "`{code, message}` with a documented error code"}
-    for code in (400, 403, 404, 409)
-}
 
 router = APIRouter(
     prefix="/v1/lobbies",
     tags=["lobbies"],
     dependencies=[Depends(require_internal_token)],
-    responses=ERRORS,
+    responses=refusals(400, 401, 403, 404, 409, 503),
 )
 
 

@@ -7,7 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from sonalyze.errors import install_error_handler, install_validation_handler
+from sonalyze.errors import (
+    install_error_handler,
+    install_http_error_handler,
+    install_validation_handler,
+)
 from sonalyze.measurement_client import MeasurementClient
 from sonalyze.service import storage_backed_app
 from sonalyze_lobby.api import router
@@ -31,6 +35,7 @@ def create_app(settings: LobbySettings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handler(app)
+    install_http_error_handler(app)
     install_validation_handler(app)
     app.include_router(router)
     return app

@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
 
 from sonalyze.auth import require_internal_token
+from sonalyze.errors import refusals
 from sonalyze.measurement_api import (
     BeginUpload,
     ChunkAck,
@@ -28,16 +29,12 @@ async def _measurements(request: Request) -> Measurements:
 
 
 MeasurementsDep = Annotated[Measurements, Depends(_measurements)]
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"description": "`{code, message}` with a documented error code"}
-    for code in (400, 403, 404, 409, 413, 503)
-}
 
 router = APIRouter(
     prefix="/v1/measurements",
     tags=["measurements"],
     dependencies=[Depends(require_internal_token)],
-    responses=ERRORS,
+    responses=refusals(400, 401, 403, 404, 409, 413, 503),
 )
 
 

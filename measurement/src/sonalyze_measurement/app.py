@@ -11,7 +11,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from sonalyze.errors import install_error_handler, install_validation_handler
+from sonalyze.errors import (
+    install_error_handler,
+    install_http_error_handler,
+    install_validation_handler,
+)
 from sonalyze.lifeline import watch_parent
 from sonalyze.lobby_client import LobbyClient
 from sonalyze.service import storage_backed_app
@@ -84,6 +88,7 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         lifespan=analysis_workers,
     )
     install_error_handler(app)
+    install_http_error_handler(app)
     install_validation_handler(app)
     app.include_router(router)
     return app

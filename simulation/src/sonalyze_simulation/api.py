@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from sonalyze.auth import require_internal_token
-from sonalyze.errors import ErrorCode, ServiceError
+from sonalyze.errors import ErrorCode, ServiceError, refusals
 from sonalyze.simulation_api import SubmitSimulation
 from sonalyze.storage_api import SimulationJobRead
 from sonalyze.storage_client import StorageError
@@ -22,16 +22,12 @@ async def _jobs(request: Request) -> SimulationJobs:
 
 
 JobsDep = Annotated[SimulationJobs, Depends(_jobs)]
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"description": "`{code, message}` with a documented error code"}
-    for code in (400, 404, 409, 422, 503)
-}
 
 router = APIRouter(
     prefix="/v1",
     tags=["simulations"],
     dependencies=[Depends(require_internal_token)],
-    responses=ERRORS,
+    responses=refusals(400, 401, 404, 409, 503),
 )
 
 

@@ -8,7 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from sonalyze.errors import install_error_handler, install_validation_handler
+from sonalyze.errors import (
+    install_error_handler,
+    install_http_error_handler,
+    install_validation_handler,
+)
 from sonalyze.service import storage_backed_app
 from sonalyze_simulation.api import router
 from sonalyze_simulation.jobs import Lifecycle, SimulationJobs
@@ -39,6 +43,7 @@ def create_app(settings: SimulationSettings) -> FastAPI:
         lifespan=running,
     )
     install_error_handler(app)
+    install_http_error_handler(app)
     install_validation_handler(app)
     app.include_router(router)
     return app
