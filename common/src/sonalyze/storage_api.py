@@ -12,7 +12,16 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from sonalyze.domain import (
     BlobState,
@@ -31,16 +40,33 @@ EventType = Annotated[
 JoinCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{4,16}$")]
 ClientRequestId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 MAX_ERROR_CHARS = 2000  # the longest error a recording, analysis or job keeps
+
+
+def _integral(value: object) -> object:
+    """A number with no fraction as an int: JSON Schema's integers include 3.0."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 # Numbers and flags of a request take JSON's own types only, as the schema says: validation
-# would otherwise take "3" for 3 and false for 0.
-Count = Annotated[int, Strict()]
+# would otherwise take "3" for 3 and false for 0. A count may come as 3.0: _WHOLE makes it 3,
+# after the count's constraints (pydantic documents the constraints that follow it wrongly).
+_WHOLE = BeforeValidator(_integral)
 Flag = Annotated[bool, Strict()]
 Fraction = Annotated[float, Strict()]
-Version = Annotated[Count, Field(ge=1, description="The version the change was based on.")]
+Version = Annotated[
+    int,
+    Strict(),
+    # A Postgres integer: no row gets further.
+    Field(ge=1, le=2**31 - 1, description="The version the change was based on."),
+    _WHOLE,
+]
+Members = Annotated[int, Strict(), Field(ge=1, le=100), _WHOLE]
 
 
 MAX_CHUNKS = 1_000_001
 """Chunk indexes run from 0 to 1,000,000."""
+Crc32 = Annotated[int, Field(ge=0, le=0xFFFFFFFF)]
+"""A chunk's CRC32 (zlib's), as its ``X-Content-CRC32`` header says in decimal."""
 
 
 class _In(BaseModel):
@@ -101,7 +127,7 @@ class LobbyCreate(_In):
     code: JoinCode
     host_device_id: UUID
     name: str | None = Field(None, max_length=80)
-    max_members: Count = Field(10, ge=1, le=100)
+    max_members: Members = 10
     events: list[EventIn] = Field(default_factory=list, max_length=100)
 
 
@@ -141,8 +167,9 @@ class ParticipantUpsert(_In):
 
     device_id: UUID
     role: Role | None = Field(None, description="null removes the role")
-    status: ParticipantStatus | None = None
-    presence: Presence | None = None
+    # Optional but never null (the schema says so): omitted, they keep their value.
+    status: ParticipantStatus | SkipJsonSchema[None] = None
+    presence: Presence | SkipJsonSchema[None] = None
     connection_id: UUID | None = Field(
         None, description="The gateway connection that reported the presence."
     )
@@ -162,7 +189,7 @@ class LobbyChange(_In):
     name: str | None = Field(None, max_length=80)
     host_device_id: UUID | None = None
     workflow_state: WorkflowState | None = None
-    max_members: Count | None = Field(None, ge=1, le=100)
+    max_members: Members | None = None
     locked: Flag | None = None
     close: Flag = False
     upsert_participants: list[ParticipantUpsert] = Field(default_factory=list, max_length=100)
@@ -218,7 +245,7 @@ class BlobChunks(BaseModel):
 class BlobComplete(_In):
     """Seal a blob: its chunks must be exactly 0..chunk_count-1."""
 
-    chunk_count: Count = Field(ge=1, le=MAX_CHUNKS)
+    chunk_count: Annotated[int, Strict(), Field(ge=1, le=MAX_CHUNKS), _WHOLE]
 
 
 # Measurements and recordings ------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+from pydantic.json_schema import SkipJsonSchema
 
 from sonalyze.auth import require_internal_token
 from sonalyze.errors import refusals
@@ -18,7 +19,7 @@ from sonalyze.measurement_api import (
     StartMeasurement,
     UploadStatus,
 )
-from sonalyze.storage_api import MAX_CHUNKS, AnalysisRead
+from sonalyze.storage_api import MAX_CHUNKS, AnalysisRead, Crc32
 from sonalyze_measurement.measurements import Measurements
 from sonalyze_measurement.sweeps import wav
 
@@ -109,7 +110,8 @@ async def put_chunk(
     request: Request,
     measurements: MeasurementsDep,
     x_content_crc32: Annotated[
-        int | None, Header(ge=0, le=0xFFFFFFFF, description="CRC32 of the body (decimal).")
+        Crc32 | SkipJsonSchema[None],  # optional, but never null
+        Header(description="CRC32 of the body (decimal)."),
     ] = None,
     x_final_chunk: Annotated[bool, Header(description="The recording's last chunk.")] = False,
 ) -> ChunkAck:

@@ -20,6 +20,7 @@ from sonalyze.limits import BodyLimitMiddleware
 from sonalyze.metrics import PREFIX
 from sonalyze.service import build_app
 from sonalyze_storage.api import blobs, devices, events, jobs, lobbies, measurements
+from sonalyze_storage.api.refusals import ANY_REQUEST
 from sonalyze_storage.blobs import PostgresBlobStore
 from sonalyze_storage.db import create_engine, session_factory
 from sonalyze_storage.settings import StorageSettings, libpq_url
@@ -115,7 +116,9 @@ def create_app(settings: StorageSettings) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     _install_database_error_handlers(app)
     app.state.registry.register(PoolCollector(app))
-    api = APIRouter(prefix="/v1", dependencies=[Depends(require_internal_token)])
+    api = APIRouter(
+        prefix="/v1", dependencies=[Depends(require_internal_token)], responses=ANY_REQUEST
+    )
     for module in (devices, lobbies, events, blobs, measurements, jobs):
         api.include_router(module.router)
     app.include_router(api)

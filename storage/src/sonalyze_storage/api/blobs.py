@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, HTTPException, Path, Request, status
 from fastapi.responses import StreamingResponse
+from pydantic.json_schema import SkipJsonSchema
 
 from sonalyze.storage_api import (
     MAX_CHUNKS,
@@ -15,7 +16,9 @@ from sonalyze.storage_api import (
     BlobCreate,
     BlobRead,
     ChunkWritten,
+    Crc32,
 )
+from sonalyze_storage.api.refusals import refusals
 from sonalyze_storage.blobs import BlobError, BlobStore
 
 router = APIRouter(prefix="/blobs", tags=["blobs"])
@@ -37,12 +40,14 @@ def _http(error: BlobError) -> HTTPException:
     return HTTPException(_STATUS[error.kind], str(error))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=BlobRead)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=BlobRead, responses=refusals(400)
+)
 async def create_blob(body: BlobCreate, request: Request) -> BlobRead:
     return BlobRead.model_validate(await _store(request).create(body.content_type))
 
 
-@router.get("/{blob_id}", response_model=BlobRead)
+@router.get("/{blob_id}", response_model=BlobRead, responses=refusals(404))
 async def get_blob(blob_id: UUID, request: Request) -> BlobRead:
     try:
         return BlobRead.model_validate(await _store(request).get(blob_id))
@@ -53,6 +58,7 @@ async def get_blob(blob_id: UUID, request: Request) -> BlobRead:
 @router.put(
     "/{blob_id}/chunks/{index}",
     response_model=ChunkWritten,
+    responses=refusals(400, 404, 409),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -67,7 +73,8 @@ async def put_chunk(
     index: Annotated[int, Path(ge=0, le=MAX_CHUNKS - 1)],
     request: Request,
     x_content_crc32: Annotated[
-        int | None, Header(ge=0, le=0xFFFFFFFF, description="CRC32 of the body (decimal).")
+        Crc32 | SkipJsonSchema[None],  # optional, but never null
+        Header(description="CRC32 of the body (decimal)."),
     ] = None,
     x_final_chunk: Annotated[
         bool, Header(description="This is the last chunk: the blob has index + 1 chunks.")
@@ -84,7 +91,7 @@ async def put_chunk(
         raise _http(error) from None
 
 
-@router.get("/{blob_id}/chunks", response_model=BlobChunks)
+@router.get("/{blob_id}/chunks", response_model=BlobChunks, responses=refusals(404))
 async def blob_chunks(blob_id: UUID, request: Request) -> BlobChunks:
     """How many chunks the blob has, and which are missing: to resume an upload."""
     try:
@@ -93,7 +100,7 @@ async def blob_chunks(blob_id: UUID, request: Request) -> BlobChunks:
         raise _http(error) from None
 
 
-@router.post("/{blob_id}/complete", response_model=BlobRead)
+@router.post("/{blob_id}/complete", response_model=BlobRead, responses=refusals(400, 404, 409))
 async def complete_blob(blob_id: UUID, body: BlobComplete, request: Request) -> BlobRead:
     """Seal the blob once chunks 0..chunk_count-1 are all there (idempotent)."""
     try:
@@ -105,7 +112,7 @@ async def complete_blob(blob_id: UUID, body: BlobComplete, request: Request) -> 
 @router.get(
     "/{blob_id}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **refusals(404, 409)},
 )
 async def read_blob(blob_id: UUID, request: Request) -> StreamingResponse:
     """The whole content of a complete blob; 409 while it is still being written."""

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from sonalyze.storage_api import EventAppend, EventHead, EventRead
+from sonalyze_storage.api.refusals import refusals
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.event_log import (
     LobbyMissing,
@@ -20,12 +21,14 @@ from sonalyze_storage.stream import event_stream
 from sonalyze_storage.tables import Lobby
 
 router = APIRouter(tags=["events"])
+MAX_BIGINT = 2**63 - 1  # event ids and seqs are Postgres bigints: none is larger
 
 
 @router.post(
     "/lobbies/{lobby_id}/events",
     status_code=status.HTTP_201_CREATED,
     response_model=list[EventRead],
+    responses=refusals(400, 404),
 )
 async def append_events(lobby_id: UUID, body: EventAppend, session: SessionDep) -> list[EventRead]:
     """Append events to a lobby's log (for changes that have no other state)."""
@@ -35,11 +38,11 @@ async def append_events(lobby_id: UUID, body: EventAppend, session: SessionDep) 
         raise not_found("lobby", lobby_id) from None
 
 
-@router.get("/lobbies/{lobby_id}/events", response_model=list[EventRead])
+@router.get("/lobbies/{lobby_id}/events", response_model=list[EventRead], responses=refusals(404))
 async def lobby_events(
     lobby_id: UUID,
     session: SessionDep,
-    after_seq: int = Query(0, ge=0, description="Return events with a larger seq."),
+    after_seq: int = Query(0, ge=0, le=MAX_BIGINT, description="Return events with a larger seq."),
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> list[EventRead]:
     """Catch-up: a lobby's events after ``after_seq``, in seq order."""
@@ -61,7 +64,9 @@ async def events_head(session: SessionDep) -> EventHead:
 )
 async def stream_events(
     request: Request,
-    after: int = Query(0, ge=0, description="Start after this event id (0: from the start)."),
+    after: int = Query(
+        0, ge=0, le=MAX_BIGINT, description="Start after this event id (0: from the start)."
+    ),
 ) -> StreamingResponse:
     """Every event of every lobby with ``id > after``, in id order, then live, as
     server-sent events (``id``, ``event`` = type, ``data`` = the event as JSON), with

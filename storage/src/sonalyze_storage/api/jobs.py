@@ -19,6 +19,7 @@ from sonalyze.storage_api import (
     SimulationJobRead,
     SimulationJobUpdate,
 )
+from sonalyze_storage.api.refusals import refusals
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.event_log import commit_with_events
 from sonalyze_storage.rows import conflict, get_or_404, unprocessable, update_versioned
@@ -45,7 +46,12 @@ async def _commit(session: AsyncSession, lobby_id: UUID | None, body: JobUpdate)
     await commit_with_events(session, lobby_id, body.events)
 
 
-@router.post("/analyses", status_code=status.HTTP_201_CREATED, response_model=AnalysisRead)
+@router.post(
+    "/analyses",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AnalysisRead,
+    responses=refusals(400, 404),
+)
 async def create_analysis(body: AnalysisCreate, session: SessionDep) -> Analysis:
     if body.measurement_id is not None:
         await get_or_404(session, Measurement, body.measurement_id, "measurement")
@@ -56,7 +62,11 @@ async def create_analysis(body: AnalysisCreate, session: SessionDep) -> Analysis
     return analysis
 
 
-@router.get("/measurements/{measurement_id}/analyses", response_model=list[AnalysisRead])
+@router.get(
+    "/measurements/{measurement_id}/analyses",
+    response_model=list[AnalysisRead],
+    responses=refusals(404),
+)
 async def measurement_analyses(measurement_id: UUID, session: SessionDep) -> list[Analysis]:
     """A measurement's analyses, newest first."""
     await get_or_404(session, Measurement, measurement_id, "measurement")
@@ -68,12 +78,14 @@ async def measurement_analyses(measurement_id: UUID, session: SessionDep) -> lis
     return list((await session.exec(query)).all())
 
 
-@router.get("/analyses/{analysis_id}", response_model=AnalysisRead)
+@router.get("/analyses/{analysis_id}", response_model=AnalysisRead, responses=refusals(404))
 async def get_analysis(analysis_id: UUID, session: SessionDep) -> Analysis:
     return await get_or_404(session, Analysis, analysis_id, "analysis")
 
 
-@router.patch("/analyses/{analysis_id}", response_model=AnalysisRead)
+@router.patch(
+    "/analyses/{analysis_id}", response_model=AnalysisRead, responses=refusals(400, 404, 409)
+)
 async def update_analysis(analysis_id: UUID, body: JobUpdate, session: SessionDep) -> Analysis:
     """Report progress or an outcome; events go to the measurement's lobby."""
     row = await update_versioned(
@@ -97,7 +109,10 @@ async def update_analysis(analysis_id: UUID, body: JobUpdate, session: SessionDe
     "/simulation-jobs",
     status_code=status.HTTP_201_CREATED,
     response_model=SimulationJobRead,
-    responses={200: {"description": "The job this client_request_id already created."}},
+    responses={
+        200: {"description": "The job this client_request_id already created."},
+        **refusals(400, 404, 409),
+    },
 )
 async def create_simulation_job(
     body: SimulationJobCreate, session: SessionDep, response: Response
@@ -157,12 +172,14 @@ async def list_simulation_jobs(
     return list((await session.exec(query)).all())
 
 
-@router.get("/simulation-jobs/{job_id}", response_model=SimulationJobRead)
+@router.get("/simulation-jobs/{job_id}", response_model=SimulationJobRead, responses=refusals(404))
 async def get_simulation_job(job_id: UUID, session: SessionDep) -> SimulationJob:
     return await get_or_404(session, SimulationJob, job_id, "simulation job")
 
 
-@router.patch("/simulation-jobs/{job_id}", response_model=SimulationJobRead)
+@router.patch(
+    "/simulation-jobs/{job_id}", response_model=SimulationJobRead, responses=refusals(400, 404, 409)
+)
 async def update_simulation_job(
     job_id: UUID, body: SimulationJobUpdate, session: SessionDep
 ) -> SimulationJob:

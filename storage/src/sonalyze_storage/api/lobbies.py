@@ -22,6 +22,7 @@ from sonalyze.storage_api import (
     ParticipantRead,
     ParticipantUpsert,
 )
+from sonalyze_storage.api.refusals import refusals
 from sonalyze_storage.db import SessionDep, driver_connection
 from sonalyze_storage.event_log import commit_with_events
 from sonalyze_storage.rows import conflict, get_or_404, not_found, version_refusal
@@ -85,7 +86,12 @@ async def _require_devices(session: AsyncSession, ids: set[UUID]) -> None:
         raise not_found("device", ", ".join(missing))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=LobbyChanged)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LobbyChanged,
+    responses=refusals(400, 404, 409),
+)
 async def create_lobby(body: LobbyCreate, session: SessionDep) -> LobbyChanged:
     """Create an open lobby with its host as the first participant."""
     await _require_devices(session, {body.host_device_id})
@@ -106,7 +112,7 @@ async def create_lobby(body: LobbyCreate, session: SessionDep) -> LobbyChanged:
     return await _changed(session, lobby.id, events)
 
 
-@router.get("/by-code/{code}", response_model=LobbyRead)
+@router.get("/by-code/{code}", response_model=LobbyRead, responses=refusals(404))
 async def get_open_lobby_by_code(code: str, session: SessionDep) -> LobbyRead:
     """The open lobby with this join code."""
     lobby = (
@@ -119,13 +125,13 @@ async def get_open_lobby_by_code(code: str, session: SessionDep) -> LobbyRead:
     return await read_lobby(session, lobby)
 
 
-@router.get("/{lobby_id}", response_model=LobbyRead)
+@router.get("/{lobby_id}", response_model=LobbyRead, responses=refusals(404))
 async def get_lobby(lobby_id: UUID, session: SessionDep) -> LobbyRead:
     lobby = await get_or_404(session, Lobby, lobby_id, "lobby")
     return await read_lobby(session, lobby)
 
 
-@router.post("/{lobby_id}/changes", response_model=LobbyChanged)
+@router.post("/{lobby_id}/changes", response_model=LobbyChanged, responses=refusals(400, 404, 409))
 async def change_lobby(lobby_id: UUID, body: LobbyChange, session: SessionDep) -> LobbyChanged:
     """Apply one change atomically if the lobby is still at ``expected_version``.
 

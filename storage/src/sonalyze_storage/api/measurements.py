@@ -17,6 +17,7 @@ from sonalyze.storage_api import (
     RecordingRead,
     RecordingUpdate,
 )
+from sonalyze_storage.api.refusals import refusals
 from sonalyze_storage.db import SessionDep
 from sonalyze_storage.event_log import commit_with_events
 from sonalyze_storage.rows import conflict, get_or_404, update_versioned
@@ -27,7 +28,12 @@ router = APIRouter(tags=["measurements"])
 _FINAL = (MeasurementState.completed, MeasurementState.failed, MeasurementState.aborted)
 
 
-@router.post("/measurements", status_code=status.HTTP_201_CREATED, response_model=MeasurementRead)
+@router.post(
+    "/measurements",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MeasurementRead,
+    responses=refusals(400, 404),
+)
 async def create_measurement(body: MeasurementCreate, session: SessionDep) -> Measurement:
     await get_or_404(session, Lobby, body.lobby_id, "lobby")
     measurement = Measurement(lobby_id=body.lobby_id, spec=body.spec)
@@ -54,12 +60,18 @@ async def list_measurements(
     return list((await session.exec(query)).all())
 
 
-@router.get("/measurements/{measurement_id}", response_model=MeasurementRead)
+@router.get(
+    "/measurements/{measurement_id}", response_model=MeasurementRead, responses=refusals(404)
+)
 async def get_measurement(measurement_id: UUID, session: SessionDep) -> Measurement:
     return await get_or_404(session, Measurement, measurement_id, "measurement")
 
 
-@router.get("/lobbies/{lobby_id}/measurements", response_model=list[MeasurementRead])
+@router.get(
+    "/lobbies/{lobby_id}/measurements",
+    response_model=list[MeasurementRead],
+    responses=refusals(404),
+)
 async def lobby_measurements(lobby_id: UUID, session: SessionDep) -> list[Measurement]:
     """A lobby's measurements, newest first."""
     await get_or_404(session, Lobby, lobby_id, "lobby")
@@ -71,7 +83,11 @@ async def lobby_measurements(lobby_id: UUID, session: SessionDep) -> list[Measur
     return list((await session.exec(query)).all())
 
 
-@router.patch("/measurements/{measurement_id}", response_model=MeasurementRead)
+@router.patch(
+    "/measurements/{measurement_id}",
+    response_model=MeasurementRead,
+    responses=refusals(400, 404, 409),
+)
 async def update_measurement(
     measurement_id: UUID, body: MeasurementUpdate, session: SessionDep
 ) -> Measurement:
@@ -93,6 +109,7 @@ async def update_measurement(
     "/measurements/{measurement_id}/recordings",
     status_code=status.HTTP_201_CREATED,
     response_model=RecordingRead,
+    responses=refusals(400, 404, 409),
 )
 async def create_recording(
     measurement_id: UUID, body: RecordingCreate, session: SessionDep
@@ -122,7 +139,11 @@ async def create_recording(
     return recording
 
 
-@router.get("/measurements/{measurement_id}/recordings", response_model=list[RecordingRead])
+@router.get(
+    "/measurements/{measurement_id}/recordings",
+    response_model=list[RecordingRead],
+    responses=refusals(404),
+)
 async def measurement_recordings(measurement_id: UUID, session: SessionDep) -> list[Recording]:
     await get_or_404(session, Measurement, measurement_id, "measurement")
     query = (
@@ -133,12 +154,14 @@ async def measurement_recordings(measurement_id: UUID, session: SessionDep) -> l
     return list((await session.exec(query)).all())
 
 
-@router.get("/recordings/{recording_id}", response_model=RecordingRead)
+@router.get("/recordings/{recording_id}", response_model=RecordingRead, responses=refusals(404))
 async def get_recording(recording_id: UUID, session: SessionDep) -> Recording:
     return await get_or_404(session, Recording, recording_id, "recording")
 
 
-@router.patch("/recordings/{recording_id}", response_model=RecordingRead)
+@router.patch(
+    "/recordings/{recording_id}", response_model=RecordingRead, responses=refusals(400, 404, 409)
+)
 async def update_recording(
     recording_id: UUID, body: RecordingUpdate, session: SessionDep
 ) -> Recording:
