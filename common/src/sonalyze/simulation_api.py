@@ -56,7 +56,7 @@ one that was meant."""
 
 
 class Shoebox(_Model):
-    shape: Literal["shoebox"] = "shoebox"
+    shape: Literal["shoebox"]
     dimensions: Point = Field(description="Length (x), width (y) and height (z) in m.")
 
     @model_validator(mode="after")
@@ -70,7 +70,7 @@ class Shoebox(_Model):
 
 
 class Polygon(_Model):
-    shape: Literal["polygon"] = "polygon"
+    shape: Literal["polygon"]
     floor: list[tuple[float, float]] = Field(
         min_length=3, max_length=100, description="The floor plan's corners (x, y) in m."
     )
