@@ -9,9 +9,10 @@ sweep); every microphone waits for ``measurement.started`` and then until its re
 have ended (``start_at_ms`` + ``recording_seconds``), as a phone does, and uploads its recording
 in ``--chunk-bytes`` frames; the host waits for ``analysis.result`` and for the lobby to be
 ready again, and starts the next one. Lobbies start their first cycle spread over one cycle's
-time. A cycle begun before the time is up runs to its end. The recordings are made once, before
-the run (the sweep through the impulse responses of :mod:`sonalyze.demo`'s virtual room), so the
-load is the system's and not this process's numpy.
+time. A cycle begun before the time is up runs to its end. The recordings are made once, in the
+anchor's warm-up cycle (the sweep through the impulse responses of :mod:`sonalyze.demo`'s
+virtual room; a microphone beyond its three gets one of theirs), so that the load is the
+system's and not this process's numpy.
 
 Before the load one lobby runs ``--anchor-cycles`` cycles alone on the same stack (after one
 cycle of warm-up): the anchor. The machine is shared and often busy, so every latency under
@@ -915,10 +916,12 @@ def _counters(
 
 def print_report(report: dict[str, Any]) -> None:
     load, cycles, rate = report["load"], report["cycles"], report["throughput"]
+    sizes = load["recording_bytes"] or [0]
     print(
         f"load: {load['lobbies']} lobbies of {load['phones']} phones for "
         f"{report['elapsed_s'] / 60:.1f} min (setup {report['setup_s']:.1f} s before it): "
-        f"{cycles['completed']} measurements completed, {cycles['failed']} failed"
+        f"{cycles['completed']} measurements completed, {cycles['failed']} failed; recordings "
+        f"of {min(sizes) / 1e3:.0f}-{max(sizes) / 1e3:.0f} kB"
     )
     print(
         f"throughput: {rate['measurements_per_min']:.1f} measurements/min "
@@ -1045,6 +1048,17 @@ def print_report(report: dict[str, Any]) -> None:
     )
 
 
+def _no_nan(value: Any) -> Any:
+    """JSON has no NaN: a figure without samples is null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_nan(v) for v in value]
+    return value
+
+
 def _timing(label: str) -> bool:
     """Whether a scraped figure is a time or a count of one, not a counter of trouble."""
     return label.startswith(("time ", "count ")) or label.endswith((" s sum", " s count"))
@@ -1135,7 +1149,7 @@ def main() -> int:
             say("no sonalyze up of that gateway on this machine: no per-service figures")
         report = asyncio.run(measure(args, url, stack, say))
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(_no_nan(report), indent=2))
     else:
         print_report(report)
     return 0 if report["ok"] else 1
