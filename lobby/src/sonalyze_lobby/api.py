@@ -52,7 +52,8 @@ async def join(body: JoinLobby, lobbies: LobbiesDep) -> LobbyChanged:
     return await lobbies.join(body.device_id, body.code)
 
 
-@router.get("/{lobby_id}", response_model=LobbyRead)
+# Only ids take this path, so that GET /join is the wrong method on /join (405), not a bad id.
+@router.get("/{lobby_id:uuid}", response_model=LobbyRead)
 async def get(lobby_id: UUID, lobbies: LobbiesDep) -> LobbyRead:
     return await lobbies.get(lobby_id)
 
