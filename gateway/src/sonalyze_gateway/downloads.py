@@ -7,22 +7,23 @@ from ``welcome``) and must be a member of the lobby the measurement or simulatio
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Request, Response
 
-from sonalyze.errors import ErrorCode, ServiceError
+from sonalyze.errors import ErrorBody, ErrorCode, ServiceError, refusals
 from sonalyze.storage_client import StorageError
 from sonalyze_gateway import tokens
 from sonalyze_gateway.gateway import Gateway
 
 router = APIRouter()
-REFUSALS: dict[int | str, dict[str, object]] = {
+REFUSALS: dict[int | str, dict[str, Any]] = {
     200: {"content": {"audio/wav": {}}},
-    401: {"description": "`{code, message}`: no device token, or an invalid one"},
-    403: {"description": "`{code, message}`: the device is not in the lobby"},
-    404: {"description": "`{code, message}`: no such measurement, simulation or response"},
+    **refusals(503),
+    401: {"model": ErrorBody, "description": "No device token, or an invalid one."},
+    403: {"model": ErrorBody, "description": "The device is not in the lobby."},
+    404: {"model": ErrorBody, "description": "No such measurement, simulation or response."},
 }
 
 

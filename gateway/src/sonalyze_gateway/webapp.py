@@ -24,6 +24,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from sonalyze.errors import ErrorBody, refusals
 from sonalyze_gateway.gateway import Gateway
 
 WEB_DIR = Path(str(resources.files("sonalyze_gateway") / "web"))
@@ -62,7 +63,7 @@ async def join_link(code: str) -> FileResponse:
 @router.get(
     "/app/qr.svg",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}}}, 400: {"description": "`{code, message}`"}},
+    responses={200: {"content": {"image/svg+xml": {}}}, **refusals()},
     tags=["app"],
 )
 async def qr_code(text: Annotated[str, Query(min_length=1, max_length=MAX_QR_TEXT)]) -> Response:
@@ -76,7 +77,12 @@ async def qr_code(text: Annotated[str, Query(min_length=1, max_length=MAX_QR_TEX
     )
 
 
-@router.get("/v1/materials", response_model=list[str], tags=["simulations"])
+@router.get(
+    "/v1/materials",
+    response_model=list[str],
+    responses={503: {"model": ErrorBody, "description": "The simulation service is unavailable."}},
+    tags=["simulations"],
+)
 async def materials(request: Request) -> list[str]:
     """The material names a simulation request may use (pyroomacoustics' database)."""
     gateway: Gateway = request.app.state.gateway
