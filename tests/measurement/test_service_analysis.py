@@ -154,6 +154,9 @@ def test_an_analysis_asked_for_early_analyses_what_has_arrived(
     assert (retried.status_code, retried.json()["created"]) == (200, False), "a retry, acked"
     late = begin(measurement, mid, mics[1])
     assert late.status_code == 409 and "uploads are closed" in late.text
+    again = begin(measurement, mid, mics[0])  # its last ack lost: where does it stand?
+    assert again.status_code == 200, again.text
+    assert (again.json()["state"], again.json()["missing"]) == ("complete", [])
     chunk = put(measurement, mid, mics[0], 99, b"late")
     assert chunk.status_code == 409 and "uploads are closed" in chunk.text
 

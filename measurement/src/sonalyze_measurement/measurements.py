@@ -174,8 +174,14 @@ class Measurements:
 
     async def begin_upload(self, measurement_id: UUID, body: BeginUpload) -> UploadStatus:
         """Open the microphone's recording, or say where it stands if it is open already
-        (the same format again resumes; another format is a conflict)."""
+        (the same format again resumes; another format is a conflict). Once uploads have
+        closed, a microphone whose recording arrived whole (its last ack lost, say) is told so;
+        any other is refused."""
         measurement = await self._measurement(measurement_id)
+        if measurement.state in _CLOSED:
+            arrived = await self._recording(measurement_id, body.device_id)
+            if arrived is not None and arrived.state != RecordingState.uploading:
+                return await self._status(arrived, measurement)
         _check_open(measurement)
         if str(body.device_id) not in measurement.spec.get("microphones", []):
             raise ServiceError(
