@@ -123,6 +123,17 @@ class AnalysisRuns:
                         break
                     await asyncio.sleep(wait)
                     waited, wait = waited + wait, min(2 * wait, 8.0)
+                    if state == WorkflowState.idle and await self._back(lobby_id):
+                        break  # the failed call was taken after all (it timed out, say)
+
+    async def _back(self, lobby_id: UUID) -> bool:
+        """Whether the lobby is back to idle or ready (a move to idle again would take a
+        ready lobby to idle); False when storage cannot say."""
+        try:
+            lobby = await self._storage.get_lobby(lobby_id)
+        except StorageError:
+            return False
+        return lobby.workflow_state in (WorkflowState.idle, WorkflowState.ready)
 
     def start_at(self, measurement_id: UUID, deadline: float) -> None:
         """Start the analysis at ``deadline`` (s since the epoch) with what has arrived, unless
