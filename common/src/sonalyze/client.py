@@ -3,17 +3,19 @@
 :class:`Client` says hello (keeping its token, so a reconnect is the same device), sends
 commands and returns their typed acks (:data:`sonalyze.protocol.ACKS`), or raises
 :class:`CommandFailed` with the gateway's code; it waits and retries a command the gateway
-rate-limited or refused as ``unavailable`` (a service behind it restarting), until the
-command's time is up. It keeps each lobby's events in ``seq`` order, each once, and pings as
-``welcome`` asks. When the connection drops, or the gateway closes it with a code that says
-reconnect (4000-4099), it reconnects with backoff, says hello with its token, resumes the lobby it
-follows from the last ``seq`` it has, and sends again the commands still unanswered under their
-ids, before it takes new ones. A gateway process answers a repeated id with its first reply and
-never runs it twice; a command whose reply was lost when its gateway died may run again on
-another (a second lobby, say). It gives up (:class:`ConnectionLost`) when the gateway no longer
-knows the device or closes with a code that says not to reconnect. It also
-measures the clock offset to the gateway (``time.sync``), uploads a recording in chunks with
-resume and resend (:meth:`Client.upload`), and downloads what a member may (WAV files).
+rate-limited, or refused as ``unavailable`` (a service behind it restarting) when running it
+twice is harmless (not ``lobby.create``, ``measurement.start`` or ``measurement.abort``; a
+``simulation.request`` only with its ``client_request_id``), until the command's time is up.
+It keeps each lobby's events in ``seq`` order, each once, and pings as ``welcome`` asks. When the
+connection drops, or the gateway closes it with a code that says reconnect (4000-4099), it
+reconnects with backoff, says hello with its token, resumes the lobby it follows from the last
+``seq`` it has, and sends again the commands still unanswered under their ids, before it takes new
+ones. A gateway process answers a repeated id with its first reply and never runs it twice; a
+command whose reply was lost when its gateway died may run again on another (a second lobby, say).
+It gives up (:class:`ConnectionLost`) when the gateway no longer knows the device or closes with a
+code that says not to reconnect. It also measures the clock offset to the gateway (``time.sync``),
+uploads a recording in chunks with resume and resend (:meth:`Client.upload`), and downloads what a
+member may (WAV files).
 
 Used by ``sonalyze demo``, the tests and the benchmarks::
 
@@ -288,7 +290,8 @@ class Client:
         """Send ``kind`` and return its ack's payload as its model; :class:`CommandFailed` if
         refused. A command refused ``rate_limited`` is sent again after the wait the gateway
         names, one refused ``unavailable`` (a service behind the gateway down or restarting)
-        after a growing wait (:data:`UNAVAILABLE_WAIT_S`), until ``within_s`` has passed."""
+        after a growing wait (:data:`UNAVAILABLE_WAIT_S`) if running it twice is harmless,
+        until ``within_s`` has passed."""
         if isinstance(payload, BaseModel):
             payload = payload.model_dump(mode="json", exclude_none=True)
         body = payload or {}
@@ -301,7 +304,7 @@ class Client:
                 self._entered(kind, ack)
                 return ack
             error = protocol.Error.model_validate(reply["payload"])
-            wait = _retry_wait(error, attempt)
+            wait = _retry_wait(error, attempt, _repeatable(kind, body))
             if wait is None or loop.time() + wait >= deadline:
                 raise CommandFailed(kind, error)
             await asyncio.sleep(wait)
@@ -417,7 +420,7 @@ class Client:
                     continue
                 if refusal is not None and refusal.code == ErrorCode.unavailable:
                     # Not the upload's fault: passes go on, further apart, until within_s.
-                    await asyncio.sleep(_retry_wait(refusal, waits) or 0)
+                    await asyncio.sleep(_retry_wait(refusal, waits, True) or 0)
                     waits += 1
                     continue
                 idle_passes += 1
@@ -490,7 +493,9 @@ class Client:
 
 
 # Upload refusals after which the chunk is sent again.
-_RESEND = frozenset({ErrorCode.bad_request, ErrorCode.rate_limited, ErrorCode.unavailable})
+_RESEND = frozenset({ErrorCode.bad_request, ErrorCode.rate_limited})
+# Commands that would do their work again if run twice (a second lobby, a second measurement).
+_ONCE_ONLY = frozenset({"lobby.create", "measurement.start", "measurement.abort"})
 # Closes that are no one's fault: going away, dropped (no close frame), server error, restart.
 _DROPPED = frozenset({1001, 1006, 1011, 1012, 1013})
 
@@ -500,11 +505,19 @@ def _reconnectable(code: int) -> bool:
     return protocol.should_reconnect(code) or code in _DROPPED
 
 
-def _retry_wait(error: protocol.Error, attempt: int) -> float | None:
+def _repeatable(kind: str, body: dict[str, Any]) -> bool:
+    """Whether running the command twice does what running it once does: an ``unavailable``
+    may come after the service behind the gateway took it (a timed-out call, say)."""
+    if kind == "simulation.request":
+        return bool(body.get("client_request_id"))  # the same id answers with the same job
+    return kind not in _ONCE_ONLY and not (kind == "analysis.request" and "kind" in body)
+
+
+def _retry_wait(error: protocol.Error, attempt: int, repeatable: bool) -> float | None:
     """How long to wait before sending a refused command again; None: not again."""
     if error.code == ErrorCode.rate_limited:
         return (error.retry_after_ms or 1000) / 1000
-    if error.code == ErrorCode.unavailable:
+    if error.code == ErrorCode.unavailable and repeatable:
         return UNAVAILABLE_WAIT_S[min(attempt, len(UNAVAILABLE_WAIT_S) - 1)]
     return None
 

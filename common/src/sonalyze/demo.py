@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sonalyze.client import Client
 
@@ -155,7 +155,9 @@ async def cycle(host: Client, phones: list[Client], progress: Progress) -> list[
         raise RuntimeError(f"the analysis failed: {result['error']}")
     measured = result["result"]
     progress("analysed; simulating the same room")
-    await host.command("simulation.request", {"request": simulation_request()})
+    # Its own id makes the request safe to send again (the client does, if it is unavailable).
+    request = {"client_request_id": uuid4().hex, "request": simulation_request()}
+    await host.command("simulation.request", request)
     simulation = (await host.wait_for("simulation.result", within_s=900)).payload
     if simulation["state"] != "succeeded":
         raise RuntimeError(f"the simulation {simulation['state']}: {simulation['error']}")

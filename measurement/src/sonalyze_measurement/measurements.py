@@ -180,7 +180,8 @@ class Measurements:
         measurement = await self._measurement(measurement_id)
         if measurement.state in _CLOSED:
             arrived = await self._recording(measurement_id, body.device_id)
-            if arrived is not None and arrived.state != RecordingState.uploading:
+            fmt = body.format.model_dump(mode="json")
+            if arrived and arrived.state != RecordingState.uploading and arrived.format == fmt:
                 return await self._status(arrived, measurement)
         _check_open(measurement)
         if str(body.device_id) not in measurement.spec.get("microphones", []):

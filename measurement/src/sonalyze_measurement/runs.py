@@ -85,11 +85,15 @@ class AnalysisRuns:
     async def close(self, grace_s: float = _CLOSE_GRACE_S) -> None:
         """Let the runs under way finish (a restart should not leave an analysis behind),
         for at most ``grace_s``; then cancel what is left (deadline timers at once)."""
-        runs = [t for t in self._tasks if t.get_name().startswith("run-")]
-        for task in self._tasks - set(runs):
+
+        def runs() -> list[asyncio.Task[None]]:  # a run ends by starting the lobby's move
+            return [t for t in self._tasks if t.get_name().startswith("run-")]
+
+        for task in self._tasks - set(runs()):
             task.cancel()
-        if runs:
-            await asyncio.wait(runs, timeout=grace_s)
+        deadline = asyncio.get_running_loop().time() + grace_s
+        while (going := runs()) and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            await asyncio.wait(going, timeout=left)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -281,14 +285,16 @@ class AnalysisRuns:
         self._running.add(measurement.id)
         # The lobby follows while the analysis runs, and goes back to idle once it is stored,
         # in that order (a move to idle before the one to analyzing would leave it stuck).
+        # Named run-*: close() lets them finish like the run, not cancel them at once.
         moved = asyncio.create_task(
-            self._follow(measurement, WorkflowState.uploading, WorkflowState.analyzing)
+            self._follow(measurement, WorkflowState.uploading, WorkflowState.analyzing),
+            name=f"run-follow-{measurement.id}",
         )
         self._track(moved)
         try:
             if await self._conclude(measurement, analysis, recordings, started):
                 back = self._follow(measurement, WorkflowState.idle, after=moved)
-                self._track(asyncio.create_task(back))
+                self._track(asyncio.create_task(back, name=f"run-back-{measurement.id}"))
         finally:
             self._running.discard(measurement.id)
 
