@@ -1122,6 +1122,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.phones < 2:
         parser.error("--phones: at least a speaker and a microphone")
+    if args.anchor_cycles < 1 or args.lobbies < 1:
+        parser.error("--anchor-cycles and --lobbies: at least 1")
 
     def say(line: str) -> None:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)

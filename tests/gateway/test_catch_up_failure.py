@@ -10,8 +10,8 @@ storage serves, gets every event.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 from fastapi import FastAPI, Request, Response
@@ -37,14 +37,22 @@ class Proxy:
 
     @contextmanager
     def serving(self) -> Iterator[str]:
-        app = FastAPI()
-        client = httpx.AsyncClient(base_url=self.upstream, timeout=None)
+        clients: list[httpx.AsyncClient] = []
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            async with httpx.AsyncClient(base_url=self.upstream, timeout=None) as client:
+                clients.append(client)
+                yield
+
+        app = FastAPI(lifespan=lifespan)
 
         @app.api_route("/{path:path}", methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
         async def forward(path: str, request: Request) -> Response:
             if self.refusing and request.method == "GET" and path.endswith("/events"):
                 self.refused += 1
                 return JSONResponse({"code": "unavailable", "message": "refused"}, 503)
+            client = clients[0]
             sent = client.build_request(
                 request.method,
                 f"/{path}",
